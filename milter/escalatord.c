@@ -1,0 +1,185 @@
+/*
+ * escalatord: the escalator milter daemon.
+ *
+ * Start-up is a ladder; any rung that fails ends the program with a
+ * sysexits code and one line saying why: read the configuration, load
+ * the rules (refuse to start without valid rules), open the milter
+ * socket as root, leave the terminal, write the pid file, drop root,
+ * open the store, start the outbox and reload threads, and hand over to
+ * libmilter. On SIGTERM libmilter stops accepting connections; messages
+ * in flight are given time to finish before the store is closed.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#include "common/config.h"
+#include "common/log.h"
+#include "milter/callbacks.h"
+#include "milter/daemon.h"
+#include "milter/workers.h"
+#include "outbox/send.h"
+#include "rules/rules.h"
+#include "store/store.h"
+
+#define DRAIN_SECONDS 30
+
+struct options {
+	const char *config_path;
+	gboolean foreground;
+	gboolean check_only;
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: escalatord [-f] [-n] [-c CONFIG]\n"
+	    "  -c CONFIG  configuration file (default %s)\n"
+	    "  -f         stay in the foreground, log to stderr\n"
+	    "  -n         check configuration and rules, then exit\n",
+	    CONFIG_DEFAULT_PATH);
+}
+
+static void
+parse_options(int argc, char **argv, struct options *opt)
+{
+	int c;
+
+	opt->config_path = CONFIG_DEFAULT_PATH;
+	while ((c = getopt(argc, argv, "c:fnh")) != -1) {
+		switch (c) {
+		case 'c':
+			opt->config_path = optarg;
+			break;
+		case 'f':
+			opt->foreground = TRUE;
+			break;
+		case 'n':
+			opt->check_only = TRUE;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(EX_OK);
+		default:
+			usage(stderr);
+			exit(EX_USAGE);
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		exit(EX_USAGE);
+	}
+}
+
+static void G_GNUC_NORETURN
+fail(int code, const char *what, GError *error)
+{
+	log_err("%s: %s", what, error ? error->message : "failed");
+	if (error != NULL)
+		g_error_free(error);
+	exit(code);
+}
+
+/* Directories the dropped user writes to, made while still root. */
+static void
+prepare_directories(const struct config *config)
+{
+	GError *error = NULL;
+	char *db_dir = g_path_get_dirname(config->database);
+	char *pid_dir = config->pidfile ? g_path_get_dirname(config->pidfile) :
+	    NULL;
+
+	if (daemon_state_dir(db_dir, config->user, 0750, &error) < 0 ||
+	    (pid_dir && daemon_state_dir(pid_dir, config->user, 0755,
+	    &error) < 0))
+		fail(EX_CANTCREAT, "start", error);
+	g_free(db_dir);
+	g_free(pid_dir);
+}
+
+static void
+wait_for_messages_in_flight(void)
+{
+	for (int i = 0; i < DRAIN_SECONDS * 10; i++) {
+		if (callbacks_in_flight() == 0)
+			return;
+		g_usleep(100 * 1000);
+	}
+	log_warn("stop: %d messages still in flight after %d s",
+	    callbacks_in_flight(), DRAIN_SECONDS);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt = { 0 };
+	struct config *config;
+	struct rules *rules;
+	struct store *store;
+	struct send_target *target;
+	struct milter_shared shared = { 0 };
+	GError *error = NULL;
+	int rc;
+
+	parse_options(argc, argv, &opt);
+	log_init("escalatord", TRUE, LOG_LEVEL_INFO);
+	config = config_load(opt.config_path, FALSE, &error);
+	if (config == NULL)
+		fail(EX_CONFIG, "configuration", error);
+	log_set_level(config->log_level);
+	rules = rules_load(config->rules, config->templates, &error);
+	if (rules == NULL)
+		fail(EX_CONFIG, "rules", error);
+	target = send_target_parse(config->send, &error);
+	if (target == NULL)
+		fail(EX_CONFIG, "send", error);
+	if (opt.check_only) {
+		printf("configuration %s and rules %s OK\n", config->path,
+		    config->rules);
+		return EX_OK;
+	}
+
+	prepare_directories(config);
+	/* libmilter wants the filter registered before its socket opens. */
+	if (smfi_register(*callbacks_filter()) == MI_FAILURE)
+		fail(EX_SOFTWARE, "start", NULL);
+	if (daemon_socket_open(config, &error) < 0)
+		fail(EX_UNAVAILABLE, "start", error);
+	if (!opt.foreground && daemon_detach(&error) < 0)
+		fail(EX_OSERR, "start", error);
+	log_init("escalatord", opt.foreground, config->log_level);
+	if (config->pidfile && daemon_pidfile_write(config->pidfile,
+	    &error) < 0)
+		fail(EX_CANTCREAT, "start", error);
+	if (daemon_drop_privileges(config->user, &error) < 0)
+		fail(EX_NOPERM, "start", error);
+	store = store_open(config->database, STORE_READWRITE, &error);
+	if (store == NULL)
+		fail(EX_UNAVAILABLE, "start", error);
+
+	shared.config = config;
+	shared.store = store;
+	shared.outbox_wake = workers_outbox_wake;
+	callbacks_init(&shared);
+	callbacks_rules_swap(rules);
+	if (workers_start(config, store, target, &error) < 0)
+		fail(EX_OSERR, "start", error);
+
+	log_info("escalatord %s started: socket=%s rules=%s database=%s",
+	    PACKAGE_VERSION, config->socket, config->rules, config->database);
+	rc = smfi_main();
+
+	wait_for_messages_in_flight();
+	workers_stop();
+	log_info("escalatord stopped");
+	callbacks_rules_swap(NULL);
+	store_close(&store);
+	send_target_free(&target);
+	daemon_pidfile_remove(config->pidfile);
+	config_free(&config);
+	return rc == MI_SUCCESS ? EX_OK : EX_SOFTWARE;
+}

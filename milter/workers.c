@@ -1,0 +1,147 @@
+/*
+ * workers.c: the outbox thread and the reload thread.
+ *
+ * The outbox thread sleeps until woken by a queued acknowledgement or
+ * until its poll interval passes (retries come due while nobody wakes
+ * it), then sends everything due. Sending never happens in a milter
+ * callback, so a slow MTA submission cannot stall the SMTP session.
+ *
+ * The reload thread waits for SIGUSR1, loads the rules aside and swaps
+ * them in only if they are valid; otherwise the old rules stay in force
+ * and the reason is logged.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "milter/callbacks.h"
+#include "milter/workers.h"
+#include "outbox/outbox.h"
+
+#define OUTBOX_POLL_SECONDS 30
+
+static struct {
+	const struct config *config;
+	struct store *store;
+	struct send_target *target;
+	pthread_t outbox_thread, signal_thread;
+	GMutex lock;
+	GCond wake;
+	gboolean woken, stopping;
+} w;
+
+static void *
+outbox_loop(void *unused)
+{
+	(void)unused;
+	g_mutex_lock(&w.lock);
+	while (!w.stopping) {
+		GError *error = NULL;
+		gint64 until;
+
+		w.woken = FALSE;
+		g_mutex_unlock(&w.lock);
+		if (outbox_run(w.store, w.target, time(NULL), &error) < 0) {
+			log_err("outbox: %s", error->message);
+			g_error_free(error);
+		}
+		g_mutex_lock(&w.lock);
+		until = g_get_monotonic_time() +
+		    OUTBOX_POLL_SECONDS * G_TIME_SPAN_SECOND;
+		while (!w.woken && !w.stopping)
+			if (!g_cond_wait_until(&w.wake, &w.lock, until))
+				break;
+	}
+	g_mutex_unlock(&w.lock);
+	return NULL;
+}
+
+void
+workers_outbox_wake(void)
+{
+	g_mutex_lock(&w.lock);
+	w.woken = TRUE;
+	g_cond_signal(&w.wake);
+	g_mutex_unlock(&w.lock);
+}
+
+static void
+reload_rules(void)
+{
+	GError *error = NULL;
+	struct rules *rules = rules_load(w.config->rules, w.config->templates,
+	    &error);
+
+	if (rules == NULL) {
+		log_err("reload: rules %s not loaded, the old rules stay in "
+		    "force:\n%s", w.config->rules, error->message);
+		g_error_free(error);
+		return;
+	}
+	callbacks_rules_swap(rules);
+	log_info("reload: rules %s loaded", w.config->rules);
+}
+
+static void *
+signal_loop(void *unused)
+{
+	sigset_t set;
+	int sig;
+
+	(void)unused;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);	/* SIGUSR2: wake the thread to stop */
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR2 && w.stopping)
+			break;
+		if (sig == SIGUSR1)
+			reload_rules();
+	}
+	return NULL;
+}
+
+int
+workers_start(const struct config *config, struct store *store,
+    struct send_target *target, GError **error)
+{
+	sigset_t set;
+
+	w.config = config;
+	w.store = store;
+	w.target = target;
+
+	/* Threads made from here on leave SIGUSR1/2 to signal_loop and the
+	 * stop signals to libmilter's own signal thread. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if (pthread_create(&w.outbox_thread, NULL, outbox_loop, NULL) != 0 ||
+	    pthread_create(&w.signal_thread, NULL, signal_loop, NULL) != 0) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_IO,
+		    "cannot start worker threads");
+		return -1;
+	}
+	return 0;
+}
+
+void
+workers_stop(void)
+{
+	g_mutex_lock(&w.lock);
+	w.stopping = TRUE;
+	g_cond_signal(&w.wake);
+	g_mutex_unlock(&w.lock);
+	pthread_join(w.outbox_thread, NULL);
+	pthread_kill(w.signal_thread, SIGUSR2);
+	pthread_join(w.signal_thread, NULL);
+}

@@ -1,0 +1,170 @@
+/*
+ * outbox.c: one pass over the outbox. Each due row is read, composed and
+ * handed to the MTA with no transaction open (a send may take
+ * SEND_TIMEOUT seconds, and the milter must not wait on the store for
+ * it), then marked sent or kept for a retry in a short transaction.
+ *
+ * Limits: rows are tried one at a time, oldest first; a pass tries each
+ * row at most once, so a store that fails to move a row cannot make it
+ * spin. A mail the MTA took but the store could not mark is sent again
+ * on a later pass: a duplicate is better than a loss. Every decision is
+ * one log line with the case id; the MTA's words are capped and made
+ * printable before they reach the log or the store.
+ */
+#include "common/error.h"
+#include "common/log.h"
+#include "common/text.h"
+#include "outbox/compose.h"
+#include "outbox/outbox.h"
+
+/* Waits after the first, second, ... failed attempt; then hourly. */
+static const int backoff_steps[] = { 60, 5 * 60, 15 * 60, 30 * 60 };
+#define BACKOFF_LATER 3600
+
+int
+outbox_backoff(int attempts)
+{
+	if (attempts <= 0)
+		return 0;
+	if ((size_t)attempts <= G_N_ELEMENTS(backoff_steps))
+		return backoff_steps[attempts - 1];
+	return BACKOFF_LATER;
+}
+
+/* Mark MAIL sent (REASON NULL) or failed once, retrying at NEXT. */
+static int
+outbox_mark(struct store *store, const struct outgoing *mail, time_t now,
+    time_t next, const char *reason, GError **error)
+{
+	int rc;
+
+	if (store_begin(store, error) < 0)
+		return -1;
+	if (reason == NULL)
+		rc = store_outbox_mark_sent(store, mail->id, now, error);
+	else
+		rc = store_outbox_mark_retry(store, mail->id, next, reason,
+		    error);
+	if (rc < 0) {
+		store_rollback(store);
+		return -1;
+	}
+	return store_commit(store, error);
+}
+
+/* When to try MAIL again after a failure at NOW; 0 to give up. */
+static time_t
+outbox_retry_at(const struct outgoing *mail, time_t now)
+{
+	time_t give_up = mail->created + OUTBOX_MAX_AGE;
+
+	if (now >= give_up)
+		return 0;
+	return MIN(now + outbox_backoff(mail->attempts + 1), give_up);
+}
+
+static void
+log_failure(const struct outgoing *mail, time_t now, time_t next,
+    const char *case_id, const char *to, const char *reason)
+{
+	if (next == 0)
+		log_warn("case=%s outbox: gave up id=%" G_GINT64_FORMAT
+		    " to=<%s> attempts=%d age=%llds limit=%ds: %s", case_id,
+		    mail->id, to, mail->attempts + 1,
+		    (long long)(now - mail->created), OUTBOX_MAX_AGE, reason);
+	else
+		log_warn("case=%s outbox: deferred id=%" G_GINT64_FORMAT
+		    " to=<%s> attempts=%d retry_in=%llds: %s", case_id,
+		    mail->id, to, mail->attempts + 1,
+		    (long long)(next - now), reason);
+}
+
+/* Compose, send and mark one row; -1 only if the store failed. */
+static int
+outbox_attempt(struct store *store, const struct send_target *target,
+    const struct outgoing *mail, time_t now, GError **error)
+{
+	char *case_id = text_printable(mail->case_id, 64);
+	char *to = text_printable(mail->recipient, TEXT_LOG_CAP);
+	GBytes *message = compose_message(mail, now);
+	GError *send_error = NULL;
+	time_t next = 0;
+	char *reason = NULL;
+	int rc;
+
+	if (send_message(target, mail->sender, mail->recipient, message,
+	    &send_error) < 0) {
+		reason = text_printable(send_error->message, 1000);
+		next = outbox_retry_at(mail, now);
+		g_error_free(send_error);
+	}
+	g_bytes_unref(message);
+
+	rc = outbox_mark(store, mail, now, next, reason, error);
+	if (rc < 0)
+		log_err("case=%s outbox: %s id=%" G_GINT64_FORMAT " to=<%s> "
+		    "but could not record it: %s", case_id,
+		    reason == NULL ? "sent" : "failed", mail->id, to,
+		    (*error)->message);
+	else if (reason == NULL)
+		log_info("case=%s outbox: sent id=%" G_GINT64_FORMAT
+		    " to=<%s> attempts=%d", case_id, mail->id, to,
+		    mail->attempts + 1);
+	else
+		log_failure(mail, now, next, case_id, to, reason);
+
+	g_free(reason);
+	g_free(to);
+	g_free(case_id);
+	return rc;
+}
+
+/* BUG-like, but the store's to fix: say so and end the pass. */
+static void
+outbox_log_stuck(const struct outgoing *mail)
+{
+	char *case_id = text_printable(mail->case_id, 64);
+
+	log_err("case=%s outbox: id=%" G_GINT64_FORMAT " still due after "
+	    "this pass tried it; pass stopped", case_id, mail->id);
+	g_free(case_id);
+}
+
+int
+outbox_run(struct store *store, const struct send_target *target,
+    time_t now, GError **error)
+{
+	GHashTable *tried = g_hash_table_new_full(g_int64_hash,
+	    g_int64_equal, g_free, NULL);
+	int count = 0, rc = 0;
+
+	for (;;) {
+		struct outgoing mail = { 0 };
+		int found = store_outbox_next_due(store, now, &mail,
+		    error);
+
+		if (found <= 0) {
+			rc = found;
+			break;
+		}
+		if (g_hash_table_contains(tried, &mail.id)) {
+			outbox_log_stuck(&mail);
+			outgoing_clear(&mail);
+			break;
+		}
+		g_hash_table_add(tried, g_memdup2(&mail.id, sizeof(mail.id)));
+
+		count++;
+		rc = outbox_attempt(store, target, &mail, now, error);
+		outgoing_clear(&mail);
+		if (rc < 0)
+			break;
+	}
+
+	g_hash_table_destroy(tried);
+	if (rc < 0) {
+		g_prefix_error(error, "outbox: ");
+		return -1;
+	}
+	return count;
+}

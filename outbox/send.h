@@ -1,0 +1,36 @@
+/*
+ * send.h: handing one composed message to the MTA.
+ *
+ * Two transports: piping to sendmail(1) as
+ *   COMMAND -i -f SENDER -- RECIPIENT
+ * (COMMAND may carry options, such as "-C /etc/postfix-x"), or SMTP to a
+ * loopback submission listener ("smtp:127.0.0.1:10026") without a milter.
+ * Both take at most SEND_TIMEOUT seconds (unless set otherwise) and kill
+ * or drop what runs longer. A failure returns -1 with
+ * ESC_ERROR_SEND and the MTA's words; the caller keeps the mail queued.
+ */
+#ifndef ESC_SEND_H
+#define ESC_SEND_H
+
+#include <glib.h>
+
+#define SEND_TIMEOUT 60
+
+struct send_target;
+
+/* "/usr/sbin/sendmail -C DIR" or "smtp:HOST:PORT". */
+struct send_target *send_target_parse(const char *spec, GError **error);
+void send_target_free(struct send_target **target);
+/* Seconds a send may take, SEND_TIMEOUT unless set (tests use less). */
+void send_target_set_timeout(struct send_target *target, int seconds);
+
+/* Whether ADDRESS may go on a command line, an SMTP command or a header:
+ * 1 to 254 bytes of printable ASCII with no space, no backslash and none
+ * of <>()[],;:" and not starting with '-'. send_message() refuses any
+ * other, so a bad row stays in the outbox, visible. */
+gboolean send_address_valid(const char *address);
+
+int send_message(const struct send_target *target, const char *sender,
+    const char *recipient, GBytes *message, GError **error);
+
+#endif

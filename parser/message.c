@@ -1,0 +1,683 @@
+/*
+ * message.c: one mail message read into the fields the rules look at.
+ *
+ * GMime splits the message into headers and a tree of parts; the values
+ * themselves are decoded here, from GMime's raw header values and raw
+ * part contents, because the GMime Debian 12 ships (3.2.13) decodes
+ * adjacent encoded-words and chunked base64 wrongly. Line ends are made
+ * LF first, so a message read from a file and the same message rebuilt
+ * by the milter (CRLF, LF or both) give the same result. The text body
+ * is the writer's own text: text/plain preferred within
+ * multipart/alternative, HTML turned into text when there is no plain
+ * part, inline text parts joined; attachments, application parts and
+ * forwarded messages (message/rfc822) are never read as ours.
+ *
+ * Limits, all from message.h: MESSAGE_MAX_PARTS parts walked, nesting
+ * beyond MESSAGE_MAX_DEPTH ignored, the body cut at MESSAGE_MAX_BODY
+ * bytes. GMime parses nested parts recursively, so the input given to it
+ * is cut before the NESTING_MAX-th multipart or message declaration; a
+ * hostile message cannot run the parser out of stack. Nothing here logs
+ * or fails: what cannot be read is left empty.
+ */
+#include <string.h>
+
+#include "common/text.h"
+#include "parser/body.h"
+#include "parser/header.h"
+#include "parser/message.h"
+
+#define NESTING_MAX (2 * MESSAGE_MAX_PARTS)
+#define REFERENCES_MAX 200
+
+/* What the walk over the part tree gathers. */
+struct walk {
+	GString *body;
+	unsigned int parts;
+};
+
+static gpointer
+gmime_start(gpointer unused)
+{
+	(void)unused;
+	g_mime_init();
+	return NULL;
+}
+
+/* Does the header starting at P declare a multipart or message part? */
+static gboolean
+line_declares_nesting(const char *p, const char *end)
+{
+	static const char name[] = "content-type:";
+	const char *stop;
+
+	if ((size_t)(end - p) < sizeof(name) - 1 ||
+	    g_ascii_strncasecmp(p, name, sizeof(name) - 1) != 0)
+		return FALSE;
+
+	/* The type is within the header, in its first 200 bytes. */
+	end = p + MIN((size_t)(end - p), (size_t)200);
+	for (stop = p; stop + 1 < end; stop++)
+		if (stop[0] == '\n' && stop[1] != ' ' && stop[1] != '\t')
+			break;
+	for (p += sizeof(name) - 1; p + 8 < stop; p++)
+		if (g_ascii_strncasecmp(p, "multipart", 9) == 0 ||
+		    g_ascii_strncasecmp(p, "message/", 8) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+/*
+ * The text GMime is given: CRLF made LF, an mbox "From " line dropped,
+ * and cut before the NESTING_MAX-th nested part (see the top).
+ */
+static GByteArray *
+input_prepare(const char *data, size_t len)
+{
+	GByteArray *out = g_byte_array_sized_new((guint)len + 1);
+	const char *end = data + len;
+	const char *p = data;
+	const char *line;
+	unsigned int nesting = 0;
+
+	if (len > 5 && strncmp(data, "From ", 5) == 0)
+		while (p < end && *p++ != '\n')
+			;
+
+	while (p < end) {
+		line = p;
+		if (line_declares_nesting(line, end) &&
+		    ++nesting >= NESTING_MAX)
+			break;
+		while (p < end && *p != '\n')
+			p++;
+		if (p < end)
+			p++;
+
+		/* Drop the CR of a CRLF line end. */
+		if (p - line >= 2 && p[-1] == '\n' && p[-2] == '\r') {
+			g_byte_array_append(out, (const guint8 *)line,
+			    (guint)(p - line - 2));
+			g_byte_array_append(out, (const guint8 *)"\n", 1);
+		} else
+			g_byte_array_append(out, (const guint8 *)line,
+			    (guint)(p - line));
+	}
+	return out;
+}
+
+static GMimeMessage *
+message_construct(const char *data, size_t len)
+{
+	GByteArray *input = input_prepare(data, len);
+	GMimeStream *stream;
+	GMimeParser *parser;
+	GMimeMessage *mime;
+
+	/* The stream takes the array. */
+	stream = g_mime_stream_mem_new_with_byte_array(input);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	mime = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	return mime;
+}
+
+/* The raw value of the first NAME header of OBJECT, or NULL. */
+static const char *
+header_raw(GMimeObject *object, const char *name)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(object);
+	GMimeHeader *header;
+
+	if (list == NULL)
+		return NULL;
+	header = g_mime_header_list_get_header(list, name);
+	return header != NULL ? g_mime_header_get_raw_value(header) : NULL;
+}
+
+/* A structured value as written: unfolded, trimmed, UTF-8; NULL if "". */
+static char *
+value_plain(const char *raw)
+{
+	GString *unfolded;
+	char *text;
+
+	if (raw == NULL)
+		return NULL;
+	unfolded = g_string_sized_new(strlen(raw) + 1);
+	for (const char *p = raw; *p != '\0'; p++)
+		if (*p != '\r' && *p != '\n')
+			g_string_append_c(unfolded,
+			    (guchar)*p < 0x20 || *p == 0x7F ? ' ' : *p);
+	text = header_charset_to_utf8(NULL, unfolded->str, unfolded->len);
+	g_string_free(unfolded, TRUE);
+	g_strstrip(text);
+	if (*text != '\0')
+		return text;
+	g_free(text);
+	return NULL;
+}
+
+/* An unstructured value decoded (List-Id's phrase may be encoded). */
+static char *
+value_decoded(const char *raw)
+{
+	char *text;
+
+	if (raw == NULL)
+		return NULL;
+	text = header_decode(raw);
+	if (*text != '\0')
+		return text;
+	g_free(text);
+	return NULL;
+}
+
+/* One msg-id without white space; empty ones are not kept. */
+static void
+msgid_add(GPtrArray *ids, const char *start, const char *end)
+{
+	GString *id = g_string_new(NULL);
+	char *utf8;
+
+	for (const char *p = start; p < end; p++)
+		if (!g_ascii_isspace(*p) && !g_ascii_iscntrl(*p))
+			g_string_append_c(id, *p);
+	if (id->len > 0 && ids->len < REFERENCES_MAX) {
+		utf8 = header_charset_to_utf8(NULL, id->str, id->len);
+		g_ptr_array_add(ids, utf8);
+	}
+	g_string_free(id, TRUE);
+}
+
+/*
+ * Every msg-id in RAW, without angle brackets. Without brackets at all
+ * (some gateways drop them) the words themselves are the ids.
+ */
+static GPtrArray *
+msgids_parse(const char *raw)
+{
+	GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+	const char *p = raw;
+	const char *close;
+	const char *word;
+
+	if (raw == NULL)
+		return ids;
+	if (strchr(raw, '<') != NULL) {
+		while ((p = strchr(p, '<')) != NULL) {
+			close = strchr(p + 1, '>');
+			if (close == NULL)
+				close = p + strcspn(p + 1, "<") + 1;
+			msgid_add(ids, p + 1, close);
+			p = close;
+		}
+		return ids;
+	}
+
+	while (*p != '\0') {
+		p += strspn(p, " \t\r\n,");
+		word = p;
+		p += strcspn(p, " \t\r\n,");
+		msgid_add(ids, word, p);
+	}
+	return ids;
+}
+
+static char *
+msgid_first(const char *raw)
+{
+	GPtrArray *ids = msgids_parse(raw);
+	char *id = ids->len > 0 ? g_strdup(g_ptr_array_index(ids, 0)) : NULL;
+
+	g_ptr_array_unref(ids);
+	return id;
+}
+
+static char **
+msgids_vector(const char *raw)
+{
+	GPtrArray *ids = msgids_parse(raw);
+
+	g_ptr_array_set_free_func(ids, NULL);
+	g_ptr_array_add(ids, NULL);
+	return (char **)g_ptr_array_free(ids, FALSE);
+}
+
+/*
+ * The last character of the quoted string or (nested) comment that
+ * starts at P, escapes honoured; P itself if neither starts there.
+ */
+static const char *
+skip_construct(const char *p)
+{
+	int depth = 0;
+
+	if (*p == '"') {
+		for (p++; *p != '\0' && *p != '"'; p++)
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+		return *p != '\0' ? p : p - 1;
+	}
+	if (*p != '(')
+		return p;
+
+	for (; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '(')
+			depth++;
+		else if (*p == ')' && --depth == 0)
+			return p;
+	}
+	return p - 1;
+}
+
+/* The display name as written: quotes and escapes gone, then decoded. */
+static char *
+name_decode(const char *start, const char *end)
+{
+	GString *raw = g_string_new(NULL);
+	char *name;
+
+	for (const char *p = start; p < end; p++) {
+		if (*p == '"')
+			continue;
+		if (*p == '\\' && p + 1 < end)
+			p++;
+		g_string_append_c(raw, *p);
+	}
+	name = value_decoded(raw->str);
+	g_string_free(raw, TRUE);
+	return name;
+}
+
+/* The addr-spec between START and END, comments and spaces gone. */
+static char *
+addr_clean(const char *start, const char *end)
+{
+	GString *raw = g_string_new(NULL);
+	const char *p;
+	char *addr;
+	char *utf8;
+
+	for (p = start; p < end; p++) {
+		if (*p == '(') {
+			p = skip_construct(p);
+			continue;
+		}
+		if (!g_ascii_isspace(*p) && !g_ascii_iscntrl(*p))
+			g_string_append_c(raw, *p);
+	}
+
+	/* An obsolete source route ("@relay:user@host") is not the address. */
+	p = raw->str;
+	if (*p == '@' && strchr(p, ':') != NULL)
+		p = strchr(p, ':') + 1;
+	utf8 = header_charset_to_utf8(NULL, p, strlen(p));
+	addr = *utf8 != '\0' ? text_address_normalize(utf8) : NULL;
+	g_free(utf8);
+	g_string_free(raw, TRUE);
+	return addr;
+}
+
+/* The comment after a bare address is the old way to write a name. */
+static char *
+comment_name(const char *start, const char *end)
+{
+	const char *open = memchr(start, '(', (size_t)(end - start));
+	const char *close;
+
+	if (open == NULL)
+		return NULL;
+	close = skip_construct(open);
+	return name_decode(open + 1, MIN(close, end));
+}
+
+/*
+ * The first mailbox of an address header: its addr-spec and display
+ * name. Quotes and comments are honoured, so a ',' or '<' inside them is
+ * text; a ',' before the '<' of an unquoted "Doe, John <j@x>" is taken
+ * as part of the name unless what precedes it is an address.
+ */
+static void
+mailbox_parse(const char *raw, char **addr_r, char **name_r)
+{
+	char *text = value_plain(raw);
+	const char *angle = NULL;
+	const char *comma = NULL;
+	const char *p;
+	const char *close;
+
+	*addr_r = NULL;
+	if (name_r != NULL)
+		*name_r = NULL;
+	if (text == NULL)
+		return;
+
+	for (p = text; *p != '\0'; p++) {
+		p = skip_construct(p);
+		if (*p == '<' && angle == NULL)
+			angle = p;
+		else if (*p == ',' && comma == NULL)
+			comma = p;
+	}
+	if (comma != NULL && (angle == NULL || angle > comma) &&
+	    memchr(text, '@', (size_t)(comma - text)) != NULL)
+		angle = NULL;
+	else
+		comma = NULL;
+	if (comma == NULL)
+		comma = p;
+
+	if (angle != NULL) {
+		close = strchr(angle, '>');
+		*addr_r = addr_clean(angle + 1, close != NULL ? close : p);
+		if (name_r != NULL)
+			*name_r = name_decode(text, angle);
+	} else {
+		*addr_r = addr_clean(text, comma);
+		if (name_r != NULL)
+			*name_r = comment_name(text, comma);
+	}
+	g_free(text);
+}
+
+static void
+headers_read(struct message *m, GMimeObject *top)
+{
+	const char *subject = header_raw(top, "Subject");
+
+	if (subject != NULL) {
+		g_free(m->subject);
+		m->subject = header_decode(subject);
+	}
+	mailbox_parse(header_raw(top, "From"), &m->from, &m->from_name);
+	mailbox_parse(header_raw(top, "Reply-To"), &m->reply_to, NULL);
+
+	m->message_id = msgid_first(header_raw(top, "Message-ID"));
+	m->in_reply_to = msgid_first(header_raw(top, "In-Reply-To"));
+	g_strfreev(m->references);
+	m->references = msgids_vector(header_raw(top, "References"));
+
+	m->date = value_plain(header_raw(top, "Date"));
+	m->auto_submitted = value_plain(header_raw(top, "Auto-Submitted"));
+	m->precedence = value_plain(header_raw(top, "Precedence"));
+	m->list_id = value_decoded(header_raw(top, "List-Id"));
+}
+
+/* Append TEXT to the body on a line of its own, within the limit. */
+static void
+body_append(struct walk *walk, const char *text)
+{
+	GString *body = walk->body;
+	size_t len = strlen(text);
+	size_t room;
+
+	if (len == 0 || body->len >= MESSAGE_MAX_BODY)
+		return;
+	if (body->len > 0 && body->str[body->len - 1] != '\n')
+		g_string_append_c(body, '\n');
+
+	room = MESSAGE_MAX_BODY - MIN(body->len, MESSAGE_MAX_BODY);
+	if (len > room) {
+		/* Cut on a character boundary. */
+		len = room;
+		while (len > 0 && ((guchar)text[len] & 0xC0) == 0x80)
+			len--;
+	}
+	g_string_append_len(body, text, (gssize)len);
+}
+
+static gboolean
+part_is(GMimeObject *object, const char *type, const char *subtype)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(object);
+
+	return ct != NULL && g_mime_content_type_is_type(ct, type, subtype);
+}
+
+static gboolean
+part_is_attachment(GMimeObject *object)
+{
+	GMimeContentDisposition *disposition =
+	    g_mime_object_get_content_disposition(object);
+
+	return disposition != NULL &&
+	    g_mime_content_disposition_is_attachment(disposition);
+}
+
+/* A text/plain or text/html leaf that is not an attachment. */
+static void
+walk_leaf(struct walk *walk, GMimePart *part)
+{
+	GMimeObject *object = GMIME_OBJECT(part);
+	char *text;
+	char *html;
+
+	if (part_is_attachment(object))
+		return;
+	if (part_is(object, "text", "plain")) {
+		text = body_part_text(part);
+		body_append(walk, text);
+		g_free(text);
+	} else if (part_is(object, "text", "html")) {
+		html = body_part_text(part);
+		text = body_html_to_text(html);
+		body_append(walk, text);
+		g_free(text);
+		g_free(html);
+	}
+}
+
+static void walk_object(struct walk *walk, GMimeObject *object, int depth);
+
+/* Did the body grow by more than white space since it was LEN long? */
+static gboolean
+body_grew(const struct walk *walk, size_t len)
+{
+	for (size_t i = len; i < walk->body->len; i++)
+		if (!g_ascii_isspace(walk->body->str[i]))
+			return TRUE;
+	return FALSE;
+}
+
+/*
+ * One alternative: a plain part with text in it, else the first other
+ * alternative that yields text (HTML, or a multipart/related holding it).
+ */
+static void
+walk_alternative(struct walk *walk, GMimeMultipart *multipart, int depth)
+{
+	int count = g_mime_multipart_get_count(multipart);
+	size_t len = walk->body->len;
+	GMimeObject *child;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < count; i++) {
+			child = g_mime_multipart_get_part(multipart, i);
+			if (part_is(child, "text", "plain") != (pass == 0))
+				continue;
+			walk_object(walk, child, depth + 1);
+			if (body_grew(walk, len))
+				return;
+			g_string_truncate(walk->body, len);
+		}
+	}
+}
+
+static void
+walk_multipart(struct walk *walk, GMimeMultipart *multipart, int depth)
+{
+	GMimeObject *object = GMIME_OBJECT(multipart);
+	int count = g_mime_multipart_get_count(multipart);
+
+	/* Encrypted text cannot be read; a signature is not text. */
+	if (GMIME_IS_MULTIPART_ENCRYPTED(multipart))
+		return;
+	if (GMIME_IS_MULTIPART_SIGNED(multipart))
+		count = MIN(count, 1);
+
+	if (part_is(object, "multipart", "alternative")) {
+		walk_alternative(walk, multipart, depth);
+		return;
+	}
+	for (int i = 0; i < count; i++)
+		walk_object(walk, g_mime_multipart_get_part(multipart, i),
+		    depth + 1);
+}
+
+/* Forwarded and returned messages (message/rfc822) are never ours. */
+static void
+walk_object(struct walk *walk, GMimeObject *object, int depth)
+{
+	if (object == NULL || depth > MESSAGE_MAX_DEPTH ||
+	    walk->parts >= MESSAGE_MAX_PARTS ||
+	    walk->body->len >= MESSAGE_MAX_BODY)
+		return;
+	walk->parts++;
+
+	if (GMIME_IS_MULTIPART(object))
+		walk_multipart(walk, GMIME_MULTIPART(object), depth);
+	else if (GMIME_IS_PART(object))
+		walk_leaf(walk, GMIME_PART(object));
+}
+
+/* The Message-ID in a text/rfc822-headers blob, or NULL. */
+static char *
+returned_id_in_headers(GMimePart *part)
+{
+	char *text = body_part_text(part);
+	GString *value = NULL;
+	char **lines = g_strsplit(text, "\n", -1);
+	char *id;
+
+	for (size_t i = 0; lines[i] != NULL; i++) {
+		if (value != NULL && (lines[i][0] == ' ' ||
+		    lines[i][0] == '\t'))
+			g_string_append(value, lines[i]);
+		else if (value != NULL)
+			break;
+		else if (g_ascii_strncasecmp(lines[i], "message-id:", 11) == 0)
+			value = g_string_new(lines[i] + 11);
+	}
+	id = value != NULL ? msgid_first(value->str) : NULL;
+	if (value != NULL)
+		g_string_free(value, TRUE);
+	g_strfreev(lines);
+	g_free(text);
+	return id;
+}
+
+/*
+ * A delivery status notification (RFC 3464): which of our messages came
+ * back, from the returned message or the returned headers.
+ */
+static void
+report_read(struct message *m, GMimeObject *top)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(top);
+	const char *type;
+	GMimeObject *child;
+	GMimeMessage *returned;
+
+	if (!GMIME_IS_MULTIPART(top) || !part_is(top, "multipart", "report"))
+		return;
+	type = g_mime_content_type_get_parameter(ct, "report-type");
+	if (type == NULL || g_ascii_strcasecmp(type, "delivery-status") != 0)
+		return;
+	m->is_report = TRUE;
+
+	for (int i = 0; i < g_mime_multipart_get_count(GMIME_MULTIPART(top)) &&
+	    m->returned_id == NULL; i++) {
+		child = g_mime_multipart_get_part(GMIME_MULTIPART(top), i);
+		if (GMIME_IS_MESSAGE_PART(child)) {
+			returned = g_mime_message_part_get_message(
+			    GMIME_MESSAGE_PART(child));
+			if (returned != NULL)
+				m->returned_id = msgid_first(header_raw(
+				    GMIME_OBJECT(returned), "Message-ID"));
+		} else if (GMIME_IS_PART(child) &&
+		    (part_is(child, "text", "rfc822-headers") ||
+		    part_is(child, "message", "global-headers")))
+			m->returned_id = returned_id_in_headers(
+			    GMIME_PART(child));
+	}
+}
+
+/* SHA-256 over the fields that make two copies the same message. */
+static char *
+message_digest(const struct message *m)
+{
+	GChecksum *checksum = g_checksum_new(G_CHECKSUM_SHA256);
+	const char *fields[] = { m->from, m->date, m->subject, m->body };
+	char *hex;
+
+	/* NUL separates the fields, which cannot contain it. */
+	for (size_t i = 0; i < G_N_ELEMENTS(fields); i++) {
+		const char *field = fields[i] != NULL ? fields[i] : "";
+
+		g_checksum_update(checksum, (const guchar *)field,
+		    (gssize)strlen(field) + 1);
+	}
+	hex = g_strdup(g_checksum_get_string(checksum));
+	g_checksum_free(checksum);
+	return hex;
+}
+
+struct message *
+message_parse(const char *data, size_t len)
+{
+	static GOnce gmime_once = G_ONCE_INIT;
+	struct message *m = g_new0(struct message, 1);
+	struct walk walk = { .body = g_string_new(NULL) };
+	GMimeMessage *mime;
+	GMimeObject *top;
+
+	g_once(&gmime_once, gmime_start, NULL);
+	m->subject = g_strdup("");
+	m->references = g_new0(char *, 1);
+
+	mime = message_construct(data != NULL ? data : "",
+	    data != NULL ? len : 0);
+	if (mime != NULL) {
+		headers_read(m, GMIME_OBJECT(mime));
+		top = g_mime_message_get_mime_part(mime);
+		if (top != NULL) {
+			report_read(m, top);
+			walk_object(&walk, top, 0);
+		}
+		g_object_unref(mime);
+	}
+
+	m->body = g_string_free(walk.body, FALSE);
+	m->digest = message_digest(m);
+	return m;
+}
+
+void
+message_free(struct message **message)
+{
+	struct message *m;
+
+	if (message == NULL || *message == NULL)
+		return;
+	m = *message;
+	g_free(m->subject);
+	g_free(m->from);
+	g_free(m->from_name);
+	g_free(m->reply_to);
+	g_free(m->message_id);
+	g_free(m->in_reply_to);
+	g_strfreev(m->references);
+	g_free(m->date);
+	g_free(m->auto_submitted);
+	g_free(m->precedence);
+	g_free(m->list_id);
+	g_free(m->body);
+	g_free(m->returned_id);
+	g_free(m->digest);
+	g_free(m);
+	*message = NULL;
+}

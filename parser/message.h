@@ -1,0 +1,48 @@
+/*
+ * message.h: what escalator reads from one mail message.
+ *
+ * message_parse() reads a whole message (headers and body, CRLF or LF
+ * line ends, as a file or as the milter rebuilt it) with GMime and
+ * returns the fields the rules look at, all as valid UTF-8. It is best
+ * effort: broken MIME, wrong charsets, bad encodings and missing headers
+ * give what can be read, never a failure. It works around the decoding
+ * faults of the GMime that Debian 12 ships (3.2.13): adjacent and glued
+ * encoded-words, and base64 glued from padded chunks.
+ *
+ * Limits: at most MESSAGE_MAX_PARTS MIME parts are walked and at most
+ * MESSAGE_MAX_DEPTH levels of nesting; the text body is cut at
+ * MESSAGE_MAX_BODY bytes. Callers bound the size of DATA.
+ */
+#ifndef ESC_MESSAGE_H
+#define ESC_MESSAGE_H
+
+#include <stddef.h>
+#include <glib.h>
+
+#define MESSAGE_MAX_PARTS 200
+#define MESSAGE_MAX_DEPTH 20
+#define MESSAGE_MAX_BODY (256 * 1024)
+
+struct message {
+	char *subject;		/* decoded, unfolded; "" if none */
+	char *from;		/* addr-spec, lowercased; NULL if none */
+	char *from_name;	/* decoded display name; NULL if none */
+	char *reply_to;		/* addr-spec, lowercased; NULL if none */
+	char *message_id;	/* without angle brackets; NULL if none */
+	char *in_reply_to;	/* first msg-id, no brackets; NULL if none */
+	char **references;	/* msg-ids, no brackets; never NULL */
+	char *date;		/* Date header as written; NULL if none */
+	char *auto_submitted;	/* Auto-Submitted value; NULL if none */
+	char *precedence;	/* Precedence value; NULL if none */
+	char *list_id;		/* List-Id value; NULL if none */
+	char *body;		/* text/plain preferred, else text of HTML */
+	gboolean is_report;	/* multipart/report; report-type=delivery-status */
+	char *returned_id;	/* in a DSN: Message-ID of the returned mail */
+	char *digest;		/* hex SHA-256 of from, date, subject, body */
+};
+
+/* Parse LEN bytes of DATA. Never NULL. Free with message_free(). */
+struct message *message_parse(const char *data, size_t len);
+void message_free(struct message **message);
+
+#endif

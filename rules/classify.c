@@ -1,0 +1,273 @@
+/*
+ * classify.c: reading a message against the rules.
+ *
+ * The subject is examined up to the rules' subject_scan bytes, the body
+ * as far as the parser kept it. Reply prefixes in any language are
+ * stripped first; the case tag may then stand anywhere in the subject
+ * and the command is the first command word after the tag (or before
+ * it, if none follows), as a whole word in any case. Commands count
+ * only in a subject that tags a case, so "please escalate" in a new
+ * complaint is not a command. Ticket numbers come from the subject and
+ * the body.
+ */
+#include <string.h>
+
+#include "common/text.h"
+#include "rules/classify.h"
+
+static void
+warn(struct classification *out, GError *error)
+{
+	g_ptr_array_add(out->warnings, g_strdup(error->message));
+	g_error_free(error);
+}
+
+static char *
+strip_prefixes(const struct rules *rules, const char *subject,
+    struct classification *out)
+{
+	size_t len = strlen(subject), start, end;
+	GError *error = NULL;
+	int rc;
+
+	/* Keep the scan bounded, cut on a character boundary. */
+	if (len > (size_t)rules->subject_scan) {
+		const char *cut = g_utf8_find_prev_char(subject,
+		    subject + rules->subject_scan + 1);
+		len = cut != NULL ? (size_t)(cut - subject) : 0;
+	}
+	rc = pattern_find(rules, &rules->reply_prefix, subject, len, 0, 0,
+	    &start, &end, &error);
+	if (rc < 0)
+		warn(out, error);
+	if (rc == 1 && start == 0)
+		return g_strndup(subject + end, len - end);
+	return g_strndup(subject, len);
+}
+
+static void
+find_tag(const struct rules *rules, struct classification *out,
+    size_t *tag_start, size_t *tag_end)
+{
+	size_t len = strlen(out->subject);
+
+	for (guint i = 0; i < rules->procedures->len; i++) {
+		const struct procedure *proc = rules->procedures->pdata[i];
+		size_t start, end, ws, we;
+		GError *error = NULL;
+		int rc;
+
+		rc = pattern_find(rules, &proc->tag, out->subject, len, 0, 0,
+		    &ws, &we, &error);
+		if (rc < 0)
+			warn(out, error);
+		if (rc != 1)
+			continue;
+		pattern_find(rules, &proc->tag, out->subject, len, 0, 1,
+		    &start, &end, NULL);
+		out->procedure = proc;
+		out->case_ref = g_ascii_strup(out->subject + start,
+		    (gssize)(end - start));
+		*tag_start = ws;
+		*tag_end = we;
+		return;
+	}
+}
+
+static const char *
+canonical_command(const struct rules *rules, const char *word, size_t len)
+{
+	for (char **w = rules->command_words; *w != NULL; w++)
+		if (strlen(*w) == len && g_ascii_strncasecmp(*w, word, len) == 0)
+			return *w;
+	return NULL;
+}
+
+/* The first command word after the tag, else the first before it. */
+static void
+find_command(const struct rules *rules, struct classification *out,
+    size_t tag_start, size_t tag_end)
+{
+	const char *s = out->subject;
+	size_t len = strlen(s), start, end;
+	GError *error = NULL;
+	const char *word;
+	int rc;
+
+	rc = pattern_find(rules, &rules->command, s, len, tag_end, 0, &start,
+	    &end, &error);
+	if (rc == 0)
+		rc = pattern_find(rules, &rules->command, s, tag_start, 0, 0,
+		    &start, &end, &error);
+	if (rc < 0)
+		warn(out, error);
+	if (rc != 1)
+		return;
+
+	word = canonical_command(rules, s + start, end - start);
+	out->command = g_strdup(word != NULL ? word : "");
+	if (start < tag_end)
+		return;		/* before the tag: what follows is the tag */
+	while (s[end] == ':' || s[end] == ' ' || s[end] == '\t' ||
+	    s[end] == '-')
+		end++;
+	if (s[end] != '\0')
+		out->command_text = g_strdup(s + end);
+}
+
+static void
+add_ticket(struct classification *out, const char *text, size_t len)
+{
+	char *ticket = g_strndup(text, len);
+
+	for (guint i = 0; i < out->tickets->len; i++)
+		if (strcmp(out->tickets->pdata[i], ticket) == 0) {
+			g_free(ticket);
+			return;
+		}
+	g_ptr_array_add(out->tickets, ticket);
+}
+
+static void
+find_tickets_in(const struct rules *rules, struct classification *out,
+    const char *text)
+{
+	size_t len = strlen(text);
+
+	for (guint i = 0; i < rules->tickets->len; i++) {
+		const struct pattern *pat = rules->tickets->pdata[i];
+		size_t offset = 0, start, end;
+		GError *error = NULL;
+		int rc;
+
+		while ((rc = pattern_find(rules, pat, text, len, offset, 1,
+		    &start, &end, &error)) == 1) {
+			if (end > start)
+				add_ticket(out, text + start, end - start);
+			offset = end > offset ? end : offset + 1;
+			if (offset > len)
+				break;
+			/* Do not stop inside a multi-byte character. */
+			while (offset < len &&
+			    ((guchar)text[offset] & 0xC0) == 0x80)
+				offset++;
+		}
+		if (rc < 0)
+			warn(out, error);
+	}
+}
+
+static gboolean
+header_says(const char *value, const char *const *words)
+{
+	if (value == NULL)
+		return FALSE;
+	while (g_ascii_isspace(*value))
+		value++;
+	for (; *words != NULL; words++)
+		if (g_ascii_strncasecmp(value, *words, strlen(*words)) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+static gboolean
+local_part_is(const char *address, const char *name)
+{
+	size_t n = strlen(name);
+
+	return address != NULL && g_ascii_strncasecmp(address, name, n) == 0 &&
+	    address[n] == '@';
+}
+
+static void
+find_automatic(const struct message *msg, const char *envelope_from,
+    struct classification *out)
+{
+	static const char *const bulk[] = { "bulk", "junk", "list",
+		"auto_reply", NULL };
+
+	if (msg->is_report) {
+		out->automatic = AUTO_BOUNCE;
+		out->automatic_why = "delivery report";
+	} else if (envelope_from != NULL && *envelope_from == '\0') {
+		out->automatic = AUTO_BOUNCE;
+		out->automatic_why = "null envelope sender";
+	} else if (local_part_is(msg->from, "mailer-daemon") ||
+	    local_part_is(msg->from, "postmaster") ||
+	    local_part_is(envelope_from, "mailer-daemon")) {
+		out->automatic = AUTO_BOUNCE;
+		out->automatic_why = "sender is a mailer daemon";
+	} else if (msg->auto_submitted != NULL &&
+	    !header_says(msg->auto_submitted, (const char *[]){ "no", NULL })) {
+		out->automatic = AUTO_REPLY;
+		out->automatic_why = "Auto-Submitted";
+	} else if (header_says(msg->precedence, bulk)) {
+		out->automatic = AUTO_BULK;
+		out->automatic_why = "Precedence";
+	} else if (msg->list_id != NULL) {
+		out->automatic = AUTO_BULK;
+		out->automatic_why = "List-Id";
+	}
+}
+
+static gboolean
+id_is_ours(const struct rules *rules, const char *id)
+{
+	const char *at = id != NULL ? strrchr(id, '@') : NULL;
+
+	return at != NULL && rules->domain != NULL &&
+	    g_ascii_strcasecmp(at + 1, rules->domain) == 0;
+}
+
+void
+classify_message(const struct rules *rules, const struct message *msg,
+    const char *envelope_from, struct classification *out)
+{
+	size_t tag_start = 0, tag_end = 0;
+
+	memset(out, 0, sizeof *out);
+	out->tickets = g_ptr_array_new_with_free_func(g_free);
+	out->warnings = g_ptr_array_new_with_free_func(g_free);
+
+	out->subject = strip_prefixes(rules, msg->subject, out);
+	find_tag(rules, out, &tag_start, &tag_end);
+	if (out->case_ref != NULL)
+		find_command(rules, out, tag_start, tag_end);
+	find_tickets_in(rules, out, out->subject);
+	find_tickets_in(rules, out, msg->body);
+	find_automatic(msg, envelope_from, out);
+
+	out->answers_us = id_is_ours(rules, msg->in_reply_to);
+	for (char **ref = msg->references; *ref != NULL; ref++)
+		out->answers_us = out->answers_us || id_is_ours(rules, *ref);
+}
+
+void
+classification_clear(struct classification *out)
+{
+	g_free(out->subject);
+	g_free(out->case_ref);
+	g_free(out->command);
+	g_free(out->command_text);
+	if (out->tickets != NULL)
+		g_ptr_array_unref(out->tickets);
+	if (out->warnings != NULL)
+		g_ptr_array_unref(out->warnings);
+	memset(out, 0, sizeof *out);
+}
+
+const char *
+automatic_name(enum automatic kind)
+{
+	switch (kind) {
+	case AUTO_NONE:
+		return "none";
+	case AUTO_REPLY:
+		return "auto-reply";
+	case AUTO_BULK:
+		return "bulk";
+	case AUTO_BOUNCE:
+		return "bounce";
+	}
+	return "?";
+}

@@ -1,0 +1,662 @@
+/*
+ * rules.c: loading and checking a rules file.
+ *
+ * The file is read in sections, each checked for unknown keys, values of
+ * the wrong kind and references to things not defined (a mailbox naming
+ * an unknown procedure, a procedure an unknown calendar or template).
+ * Every problem is collected with its line; only a file with none is
+ * turned into rules. Patterns are compiled once here, with JIT where the
+ * platform has it, so matching a message compiles nothing.
+ */
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/yaml.h"
+#include "rules/rules.h"
+
+struct loader {
+	struct yaml_file *file;
+	struct rules *rules;
+	const char *template_dir;
+};
+
+static const char *const top_keys[] = { "operator", "mailboxes",
+	"calendars", "procedures", "tickets", "reply_prefixes",
+	"gateway_tags", "commands", "limits", NULL };
+static const char *const operator_keys[] = { "domain", "sender",
+	"sender_name", "internal_domains", NULL };
+static const char *const calendar_keys[] = { "timezone", "working_days",
+	"working_hours", "holidays", NULL };
+static const char *const procedure_keys[] = { "case_id", "tag",
+	"calendar", "response_days", "acknowledge",
+	"acknowledge_without_tickets", NULL };
+static const char *const mailbox_keys[] = { "address", "procedure", NULL };
+static const char *const ticket_keys[] = { "pattern", NULL };
+static const char *const limit_keys[] = { "acknowledgements",
+	"acknowledgement_window", "subject_scan", NULL };
+
+/* Compile SOURCE into PAT; a bad pattern is reported at NODE. */
+static void
+pattern_compile(struct loader *ld, struct fy_node *node, const char *source,
+    uint32_t options, struct pattern *pat)
+{
+	int code;
+	PCRE2_SIZE offset;
+	PCRE2_UCHAR message[256];
+
+	pat->source = g_strdup(source);
+	pat->file = g_strdup(ld->file->path);
+	pat->line = yaml_line(node);
+	pat->code = pcre2_compile((PCRE2_SPTR)source, PCRE2_ZERO_TERMINATED,
+	    options | PCRE2_UTF | PCRE2_UCP, &code, &offset, NULL);
+	if (pat->code == NULL) {
+		pcre2_get_error_message(code, message, sizeof message);
+		yaml_error(ld->file, node, "pattern \"%s\": %s at offset %zu",
+		    source, (char *)message, (size_t)offset);
+		return;
+	}
+	/* Without JIT (some platforms) the interpreter is used instead. */
+	if (pcre2_jit_compile(pat->code, PCRE2_JIT_COMPLETE) != 0)
+		log_debug("rules: %s:%d: no JIT for pattern", pat->file,
+		    pat->line);
+}
+
+static void
+pattern_clear(struct pattern *pat)
+{
+	g_free(pat->source);
+	g_free(pat->file);
+	pcre2_code_free(pat->code);
+	memset(pat, 0, sizeof *pat);
+}
+
+static void
+pattern_free(gpointer data)
+{
+	pattern_clear(data);
+	g_free(data);
+}
+
+/* WORD with every ASCII punctuation mark escaped, for an alternation. */
+static void
+append_literal(GString *out, const char *word)
+{
+	for (const char *p = word; *p != '\0'; p++) {
+		if (g_ascii_ispunct(*p) || *p == ' ')
+			g_string_append_c(out, '\\');
+		g_string_append_c(out, *p);
+	}
+}
+
+/* The words of list KEY as "a|b|c", reporting non-scalar items. */
+static char *
+word_alternation(struct loader *ld, struct fy_node *list, GPtrArray *keep)
+{
+	GString *alt = g_string_new(NULL);
+	struct fy_node *item;
+	void *iter = NULL;
+
+	while ((item = fy_node_sequence_iterate(list, &iter)) != NULL) {
+		const char *word = yaml_scalar(ld->file, item, "word");
+
+		if (word == NULL || *word == '\0')
+			continue;
+		if (alt->len > 0)
+			g_string_append_c(alt, '|');
+		append_literal(alt, word);
+		if (keep != NULL)
+			g_ptr_array_add(keep, g_strdup(word));
+	}
+	return g_string_free(alt, FALSE);
+}
+
+static void
+load_operator(struct loader *ld)
+{
+	struct yaml_file *f = ld->file;
+	struct fy_node *op = yaml_mapping(f, f->root, "operator");
+	struct fy_node *domains, *item;
+	GPtrArray *list = g_ptr_array_new();
+	void *iter = NULL;
+
+	if (op == NULL) {
+		yaml_error(f, f->root, "missing section \"operator\"");
+		g_ptr_array_add(list, NULL);
+		ld->rules->internal_domains = (char **)g_ptr_array_free(list,
+		    FALSE);
+		return;
+	}
+	yaml_check_keys(f, op, operator_keys);
+	ld->rules->domain = g_strdup(yaml_string_required(f, op, "domain"));
+	ld->rules->sender = g_ascii_strdown(yaml_string(f, op, "sender",
+	    ""), -1);
+	if (*ld->rules->sender == '\0' || !strchr(ld->rules->sender, '@'))
+		yaml_error(f, yaml_at(op, "sender"),
+		    "operator: sender must be an address");
+	ld->rules->sender_name = g_strdup(yaml_string(f, op, "sender_name",
+	    NULL));
+
+	domains = yaml_sequence(f, op, "internal_domains");
+	while (domains && (item = fy_node_sequence_iterate(domains, &iter))) {
+		const char *d = yaml_scalar(f, item, "internal_domains");
+		if (d != NULL)
+			g_ptr_array_add(list, g_ascii_strdown(d, -1));
+	}
+	g_ptr_array_add(list, NULL);
+	ld->rules->internal_domains = (char **)g_ptr_array_free(list, FALSE);
+}
+
+static void
+load_calendar_days(struct loader *ld, struct calendar *cal,
+    struct fy_node *map)
+{
+	struct fy_node *days = yaml_sequence(ld->file, map, "working_days");
+	struct fy_node *item;
+	void *iter = NULL;
+
+	if (days == NULL) {
+		cal->working_days = 0x1f;	/* Monday to Friday */
+		return;
+	}
+	while ((item = fy_node_sequence_iterate(days, &iter)) != NULL) {
+		const char *word = yaml_scalar(ld->file, item, "working_days");
+		int day = word ? calendar_day_parse(word) : -1;
+
+		if (day < 0 && word != NULL)
+			yaml_error(ld->file, item, "working_days: expected "
+			    "mon, tue, wed, thu, fri, sat or sun, got \"%s\"",
+			    word);
+		else if (day >= 0)
+			cal->working_days |= (guint8)(1u << day);
+	}
+	if (cal->working_days == 0)
+		yaml_error(ld->file, days, "working_days: no working day");
+}
+
+static void
+load_calendar(struct loader *ld, const char *name, struct fy_node *map)
+{
+	struct yaml_file *f = ld->file;
+	const char *tz = yaml_string(f, map, "timezone", "UTC");
+	const char *hours = yaml_string(f, map, "working_hours",
+	    "00:00-24:00");
+	struct fy_node *holidays = yaml_sequence(f, map, "holidays");
+	struct fy_node *item;
+	struct calendar *cal;
+	void *iter = NULL;
+
+	yaml_check_keys(f, map, calendar_keys);
+	cal = calendar_new(name, tz);
+	if (cal->tz == NULL)
+		yaml_error(f, yaml_at(map, "timezone"),
+		    "calendar %s: unknown time zone \"%s\"",
+		    name, tz);
+	if (calendar_set_hours(cal, hours) < 0)
+		yaml_error(f, yaml_at(map, "working_hours"),
+		    "calendar %s: working_hours: expected "
+		    "HH:MM-HH:MM, got \"%s\"", name, hours);
+	load_calendar_days(ld, cal, map);
+	while (holidays && (item = fy_node_sequence_iterate(holidays,
+	    &iter))) {
+		const char *date = yaml_scalar(f, item, "holidays");
+
+		if (date != NULL && calendar_add_holiday(cal, date) < 0)
+			yaml_error(f, item, "holidays: expected YYYY-MM-DD, "
+			    "got \"%s\"", date);
+	}
+	g_ptr_array_add(ld->rules->calendars, cal);
+}
+
+static void
+load_calendars(struct loader *ld)
+{
+	struct fy_node *map = yaml_mapping(ld->file, ld->file->root,
+	    "calendars");
+	struct fy_node_pair *pair;
+	void *iter = NULL;
+
+	while (map && (pair = fy_node_mapping_iterate(map, &iter))) {
+		const char *name = yaml_scalar(ld->file,
+		    fy_node_pair_key(pair), "calendar name");
+		struct fy_node *value = fy_node_pair_value(pair);
+
+		if (name == NULL)
+			continue;
+		if (value == NULL || !fy_node_is_mapping(value)) {
+			yaml_error(ld->file, fy_node_pair_key(pair),
+			    "calendar %s: expected a mapping of keys", name);
+			continue;
+		}
+		load_calendar(ld, name, value);
+	}
+}
+
+static const struct calendar *
+find_calendar(const struct rules *rules, const char *name)
+{
+	for (guint i = 0; i < rules->calendars->len; i++) {
+		const struct calendar *cal = rules->calendars->pdata[i];
+		if (strcmp(cal->name, name) == 0)
+			return cal;
+	}
+	return NULL;
+}
+
+static struct template *
+load_template(struct loader *ld, struct fy_node *at, const char *name)
+{
+	char *file = g_strconcat(name, ".txt", NULL);
+	char *path = g_build_filename(ld->template_dir, file, NULL);
+	GError *error = NULL;
+	struct template *tpl = template_load(path, &error);
+
+	if (tpl == NULL) {
+		yaml_error(ld->file, at, "template %s: %s", name,
+		    error->message);
+		g_error_free(error);
+	}
+	g_free(path);
+	g_free(file);
+	return tpl;
+}
+
+/* A case id format holds {seq} or {seq:WIDTH}, and may hold {year}. */
+static gboolean
+case_id_format_valid(const char *format)
+{
+	return strstr(format, "{seq}") != NULL ||
+	    strstr(format, "{seq:") != NULL;
+}
+
+static void
+load_procedure_templates(struct loader *ld, struct procedure *proc,
+    struct fy_node *map)
+{
+	const char *ack = yaml_string_required(ld->file, map, "acknowledge");
+	const char *without = yaml_string(ld->file, map,
+	    "acknowledge_without_tickets", NULL);
+
+	if (ack != NULL) {
+		proc->ack_name = g_strdup(ack);
+		proc->ack = load_template(ld, fy_node_mapping_lookup_by_string(
+		    map, "acknowledge", FY_NT), ack);
+	}
+	if (without != NULL) {
+		proc->ack_without_tickets_name = g_strdup(without);
+		proc->ack_without_tickets = load_template(ld,
+		    fy_node_mapping_lookup_by_string(map,
+		    "acknowledge_without_tickets", FY_NT), without);
+	}
+}
+
+static void
+load_procedure(struct loader *ld, const char *name, struct fy_node *map)
+{
+	struct yaml_file *f = ld->file;
+	struct procedure *proc = g_new0(struct procedure, 1);
+	const char *format = yaml_string_required(f, map, "case_id");
+	const char *tag = yaml_string_required(f, map, "tag");
+	const char *calendar = yaml_string(f, map, "calendar", NULL);
+
+	yaml_check_keys(f, map, procedure_keys);
+	proc->name = g_strdup(name);
+	proc->case_id = g_strdup(format ? format : "");
+	if (format != NULL && !case_id_format_valid(format))
+		yaml_error(f, yaml_at(map, "case_id"),
+		    "procedure %s: case_id must contain {seq} "
+		    "or {seq:WIDTH}, got \"%s\"", name, format);
+	if (tag != NULL)
+		pattern_compile(ld, fy_node_mapping_lookup_by_string(map,
+		    "tag", FY_NT), tag, PCRE2_CASELESS, &proc->tag);
+	if (proc->tag.code != NULL) {
+		uint32_t groups = 0;
+
+		pcre2_pattern_info(proc->tag.code, PCRE2_INFO_CAPTURECOUNT,
+		    &groups);
+		if (groups < 1)
+			yaml_error(f, yaml_at(map, "tag"),
+			    "procedure %s: tag needs a group "
+			    "(...) around the case id", name);
+	}
+	if (calendar != NULL) {
+		proc->calendar = find_calendar(ld->rules, calendar);
+		if (proc->calendar == NULL)
+			yaml_error(f, yaml_at(map, "calendar"),
+			    "procedure %s: unknown calendar "
+			    "\"%s\"", name, calendar);
+	}
+	proc->response_days = (int)yaml_integer(f, map, "response_days", 0,
+	    0, 365);
+	if (proc->response_days > 0 && proc->calendar == NULL)
+		yaml_error(f, map, "procedure %s: response_days needs a "
+		    "calendar", name);
+	load_procedure_templates(ld, proc, map);
+	g_ptr_array_add(ld->rules->procedures, proc);
+}
+
+static void
+load_procedures(struct loader *ld)
+{
+	struct fy_node *map = yaml_mapping(ld->file, ld->file->root,
+	    "procedures");
+	struct fy_node_pair *pair;
+	void *iter = NULL;
+
+	if (map == NULL)
+		yaml_error(ld->file, ld->file->root,
+		    "missing section \"procedures\"");
+	while (map && (pair = fy_node_mapping_iterate(map, &iter))) {
+		const char *name = yaml_scalar(ld->file,
+		    fy_node_pair_key(pair), "procedure name");
+		struct fy_node *value = fy_node_pair_value(pair);
+
+		if (name == NULL)
+			continue;
+		if (value == NULL || !fy_node_is_mapping(value)) {
+			yaml_error(ld->file, fy_node_pair_key(pair),
+			    "procedure %s: expected a mapping of keys", name);
+			continue;
+		}
+		load_procedure(ld, name, value);
+	}
+}
+
+static void
+load_mailboxes(struct loader *ld)
+{
+	struct yaml_file *f = ld->file;
+	struct fy_node *list = yaml_sequence(f, f->root, "mailboxes");
+	struct fy_node *item;
+	void *iter = NULL;
+
+	if (list == NULL)
+		yaml_error(f, f->root, "missing section \"mailboxes\"");
+	while (list && (item = fy_node_sequence_iterate(list, &iter))) {
+		const char *address, *procedure;
+		struct mailbox *mb;
+
+		if (!fy_node_is_mapping(item)) {
+			yaml_error(f, item, "mailboxes: expected address "
+			    "and procedure");
+			continue;
+		}
+		yaml_check_keys(f, item, mailbox_keys);
+		address = yaml_string_required(f, item, "address");
+		procedure = yaml_string_required(f, item, "procedure");
+		if (address == NULL || procedure == NULL)
+			continue;
+		mb = g_new0(struct mailbox, 1);
+		mb->address = g_ascii_strdown(address, -1);
+		mb->procedure = (struct procedure *)rules_procedure(ld->rules,
+		    procedure);
+		if (mb->procedure == NULL)
+			yaml_error(f, yaml_at(item, "procedure"),
+			    "mailbox %s: unknown procedure "
+			    "\"%s\"", address, procedure);
+		g_ptr_array_add(ld->rules->mailboxes, mb);
+	}
+}
+
+static void
+load_tickets(struct loader *ld)
+{
+	struct yaml_file *f = ld->file;
+	struct fy_node *list = yaml_sequence(f, f->root, "tickets");
+	struct fy_node *item;
+	void *iter = NULL;
+
+	while (list && (item = fy_node_sequence_iterate(list, &iter))) {
+		struct pattern *pat;
+		const char *source;
+
+		if (!fy_node_is_mapping(item)) {
+			yaml_error(f, item, "tickets: expected pattern: '...'");
+			continue;
+		}
+		yaml_check_keys(f, item, ticket_keys);
+		source = yaml_string_required(f, item, "pattern");
+		if (source == NULL)
+			continue;
+		pat = g_new0(struct pattern, 1);
+		pattern_compile(ld, fy_node_mapping_lookup_by_string(item,
+		    "pattern", FY_NT), source, 0, pat);
+		g_ptr_array_add(ld->rules->tickets, pat);
+	}
+}
+
+/*
+ * Reply prefixes ("Re:", "AW:", "Re[2]:", "回复：") and gateway tags
+ * ("[EXT]") in any number and order at the start of a subject, as one
+ * anchored pattern.
+ */
+static void
+load_subject_words(struct loader *ld)
+{
+	struct yaml_file *f = ld->file;
+	struct fy_node *prefixes = yaml_sequence(f, f->root, "reply_prefixes");
+	struct fy_node *tags = yaml_sequence(f, f->root, "gateway_tags");
+	struct fy_node *commands = yaml_sequence(f, f->root, "commands");
+	GPtrArray *words = g_ptr_array_new();
+	char *p = prefixes ? word_alternation(ld, prefixes, NULL) :
+	    g_strdup("Re");
+	char *t = tags ? word_alternation(ld, tags, NULL) : g_strdup("");
+	char *c = commands ? word_alternation(ld, commands, words) :
+	    g_strdup("");
+	char *source;
+
+	source = g_strdup_printf("^(?:\\s*(?:(?:%s)\\s*(?:\\[\\d+\\]|"
+	    "\\(\\d+\\))?\\s*[:\\x{FF1A}]%s%s%s))+\\s*", p, *t ? "|\\[(?:" :
+	    "", t, *t ? ")\\]" : "");
+	pattern_compile(ld, prefixes ? prefixes : f->root, source,
+	    PCRE2_CASELESS, &ld->rules->reply_prefix);
+	g_free(source);
+
+	if (*c == '\0')
+		yaml_error(f, f->root, "missing section \"commands\"");
+	source = g_strdup_printf("(?<![\\p{L}\\p{N}_])(?:%s)"
+	    "(?![\\p{L}\\p{N}_])", *c ? c : "(*FAIL)");
+	pattern_compile(ld, commands ? commands : f->root, source,
+	    PCRE2_CASELESS, &ld->rules->command);
+	g_free(source);
+
+	g_ptr_array_add(words, NULL);
+	ld->rules->command_words = (char **)g_ptr_array_free(words, FALSE);
+	g_free(p);
+	g_free(t);
+	g_free(c);
+}
+
+static void
+load_limits(struct loader *ld)
+{
+	struct yaml_file *f = ld->file;
+	struct fy_node *map = yaml_mapping(f, f->root, "limits");
+	struct rules *r = ld->rules;
+
+	yaml_check_keys(f, map, limit_keys);
+	r->ack_limit = (int)yaml_integer(f, map, "acknowledgements", 5, 0,
+	    100000);
+	r->ack_window = (int)yaml_integer(f, map, "acknowledgement_window",
+	    3600, 1, 30 * 86400);
+	r->subject_scan = (int)yaml_integer(f, map, "subject_scan", 998, 78,
+	    65536);
+	r->match_context = pcre2_match_context_create(NULL);
+	pcre2_set_match_limit(r->match_context, RULES_MATCH_LIMIT);
+	pcre2_set_depth_limit(r->match_context, RULES_DEPTH_LIMIT);
+}
+
+static void
+rules_free(struct rules *r)
+{
+	for (guint i = 0; i < r->procedures->len; i++) {
+		struct procedure *p = r->procedures->pdata[i];
+		g_free(p->name);
+		g_free(p->case_id);
+		pattern_clear(&p->tag);
+		template_free(&p->ack);
+		template_free(&p->ack_without_tickets);
+		g_free(p->ack_name);
+		g_free(p->ack_without_tickets_name);
+		g_free(p);
+	}
+	for (guint i = 0; i < r->mailboxes->len; i++) {
+		struct mailbox *m = r->mailboxes->pdata[i];
+		g_free(m->address);
+		g_free(m);
+	}
+	for (guint i = 0; i < r->calendars->len; i++) {
+		struct calendar *c = r->calendars->pdata[i];
+		calendar_free(&c);
+	}
+	g_ptr_array_unref(r->procedures);
+	g_ptr_array_unref(r->mailboxes);
+	g_ptr_array_unref(r->calendars);
+	g_ptr_array_unref(r->tickets);
+	pattern_clear(&r->reply_prefix);
+	pattern_clear(&r->command);
+	g_strfreev(r->command_words);
+	g_strfreev(r->internal_domains);
+	pcre2_match_context_free(r->match_context);
+	g_free(r->domain);
+	g_free(r->sender);
+	g_free(r->sender_name);
+	g_free(r->path);
+	g_free(r);
+}
+
+struct rules *
+rules_load(const char *path, const char *template_dir, GError **error)
+{
+	GPtrArray *errors = g_ptr_array_new_with_free_func(g_free);
+	struct rules *r = g_new0(struct rules, 1);
+	struct loader ld = { NULL, r, template_dir };
+
+	r->path = g_strdup(path);
+	r->refs = 1;
+	r->procedures = g_ptr_array_new();
+	r->mailboxes = g_ptr_array_new();
+	r->calendars = g_ptr_array_new();
+	r->tickets = g_ptr_array_new_with_free_func(pattern_free);
+
+	ld.file = yaml_open(path, NULL, errors);
+	if (ld.file->root != NULL) {
+		yaml_check_keys(ld.file, ld.file->root, top_keys);
+		load_operator(&ld);
+		load_calendars(&ld);
+		load_procedures(&ld);
+		load_mailboxes(&ld);
+		load_tickets(&ld);
+		load_subject_words(&ld);
+		load_limits(&ld);
+		if (r->mailboxes->len == 0)
+			yaml_error(ld.file, NULL, "no watched mailboxes");
+	}
+	yaml_close(&ld.file);
+
+	if (yaml_errors_report(errors, error) < 0) {
+		rules_free(r);
+		r = NULL;
+	}
+	g_ptr_array_unref(errors);
+	return r;
+}
+
+struct rules *
+rules_ref(struct rules *rules)
+{
+	g_atomic_int_inc(&rules->refs);
+	return rules;
+}
+
+void
+rules_unref(struct rules **rules)
+{
+	if (*rules != NULL && g_atomic_int_dec_and_test(&(*rules)->refs))
+		rules_free(*rules);
+	*rules = NULL;
+}
+
+const struct mailbox *
+rules_mailbox(const struct rules *rules, const char *address)
+{
+	for (guint i = 0; i < rules->mailboxes->len; i++) {
+		const struct mailbox *mb = rules->mailboxes->pdata[i];
+		if (g_ascii_strcasecmp(mb->address, address) == 0)
+			return mb;
+	}
+	return NULL;
+}
+
+const struct procedure *
+rules_procedure(const struct rules *rules, const char *name)
+{
+	for (guint i = 0; i < rules->procedures->len; i++) {
+		const struct procedure *p = rules->procedures->pdata[i];
+		if (strcmp(p->name, name) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+char *
+procedure_case_id(const struct procedure *proc, int year, gint64 seq)
+{
+	GString *id = g_string_new(NULL);
+	const char *p = proc->case_id;
+
+	while (*p != '\0') {
+		int width = 0;
+
+		if (g_str_has_prefix(p, "{year}")) {
+			g_string_append_printf(id, "%04d", year);
+			p += strlen("{year}");
+		} else if (g_str_has_prefix(p, "{seq}") ||
+		    sscanf(p, "{seq:%d}", &width) == 1) {
+			g_string_append_printf(id, "%0*" G_GINT64_FORMAT,
+			    CLAMP(width, 0, 12), seq);
+			p = strchr(p, '}') + 1;
+		} else {
+			g_string_append_c(id, *p++);
+		}
+	}
+	return g_string_free(id, FALSE);
+}
+
+int
+pattern_find(const struct rules *rules, const struct pattern *pat,
+    const char *text, size_t len, size_t offset, int group,
+    size_t *start_r, size_t *end_r, GError **error)
+{
+	pcre2_match_data *md;
+	PCRE2_SIZE *ov;
+	int rc;
+
+	if (pat->code == NULL || offset > len)
+		return 0;
+	md = pcre2_match_data_create_from_pattern(pat->code, NULL);
+	/* Text from the parser is valid UTF-8: check it once, not here. */
+	rc = pcre2_match(pat->code, (PCRE2_SPTR)text, len, offset,
+	    PCRE2_NO_UTF_CHECK, md, rules->match_context);
+	if (rc == PCRE2_ERROR_NOMATCH) {
+		pcre2_match_data_free(md);
+		return 0;
+	}
+	if (rc < 0) {
+		PCRE2_UCHAR message[128];
+
+		pcre2_get_error_message(rc, message, sizeof message);
+		g_set_error(error, ESC_ERROR, ESC_ERROR_LIMIT,
+		    "%s:%d: pattern: %s", pat->file, pat->line,
+		    (char *)message);
+		pcre2_match_data_free(md);
+		return -1;
+	}
+	ov = pcre2_get_ovector_pointer(md);
+	if (group >= rc || ov[2 * group] == PCRE2_UNSET)
+		group = 0;
+	*start_r = ov[2 * group];
+	*end_r = ov[2 * group + 1];
+	pcre2_match_data_free(md);
+	return 1;
+}

@@ -1,0 +1,1210 @@
+/*
+ * store.c: store.h on SQLite. One connection per process, every
+ * statement prepared at open and reset after each use, every value from
+ * outside bound as a parameter. A recursive mutex serialises the
+ * connection: store_begin() holds it until the commit or rollback, and
+ * every other call holds it for its own duration, so a thread inside its
+ * transaction may also list, while other threads wait their turn.
+ *
+ * Limits: one writer per process (by design, see DESIGN.md "Store");
+ * other processes wait up to the busy timeout and then fail with
+ * ESC_ERROR_BUSY. Errors read "store: <what>: <SQLite's reason>", with
+ * message ids and addresses made printable first since they come from
+ * mail.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "common/error.h"
+#include "common/text.h"
+#include "store/store.h"
+
+#define STORE_FILE_MODE 0640
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+enum stmt_id {
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_MESSAGE_SEEN,
+	STMT_MESSAGE_RECORD,
+	STMT_CASE_BY_MESSAGE_ID,
+	STMT_SEQUENCE_BUMP,
+	STMT_SEQUENCE_GET,
+	STMT_CASE_CREATE,
+	STMT_CASE_GET,
+	STMT_CASE_SET_STATE,
+	STMT_TICKET_ADD,
+	STMT_EVENT_ADD,
+	STMT_OUTBOX_QUEUE,
+	STMT_OUTBOX_COUNT_TO,
+	STMT_OUTBOX_NEXT_DUE,
+	STMT_OUTBOX_SENT,
+	STMT_OUTBOX_RETRY,
+	STMT_OUTBOX_REQUEUE,
+	STMT_CASES_EACH,
+	STMT_TICKETS_EACH,
+	STMT_EVENTS_EACH,
+	STMT_OUTBOX_EACH,
+	STMT_COUNT
+};
+
+/* Column orders that the row readers below depend on. */
+#define CASE_COLUMNS "id, procedure, state, complainant, subject, " \
+	"opened, updated, deadline"
+#define EVENT_COLUMNS "id, case_id, at, actor, kind, detail"
+#define OUTBOX_COLUMNS "id, case_id, kind, sender, sender_name, " \
+	"recipient, subject, body, message_id, in_reply_to, refs, " \
+	"auto_submitted, created, next_attempt, attempts, state, " \
+	"last_error, sent_at"
+
+static const char *const stmt_sql[STMT_COUNT] = {
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_MESSAGE_SEEN] = "SELECT case_id FROM messages WHERE key = ?1",
+	[STMT_MESSAGE_RECORD] = "INSERT INTO messages (key, case_id, seen_at)"
+	    " VALUES (?1, ?2, ?3)",
+	[STMT_CASE_BY_MESSAGE_ID] = "SELECT coalesce("
+	    "(SELECT case_id FROM messages WHERE key = ?1),"
+	    " (SELECT case_id FROM outbox WHERE message_id = ?1))",
+	[STMT_SEQUENCE_BUMP] = "INSERT INTO sequences (procedure, year, last)"
+	    " VALUES (?1, ?2, 1) ON CONFLICT (procedure, year)"
+	    " DO UPDATE SET last = last + 1",
+	[STMT_SEQUENCE_GET] = "SELECT last FROM sequences"
+	    " WHERE procedure = ?1 AND year = ?2",
+	[STMT_CASE_CREATE] = "INSERT INTO cases (" CASE_COLUMNS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[STMT_CASE_GET] = "SELECT " CASE_COLUMNS " FROM cases WHERE id = ?1",
+	[STMT_CASE_SET_STATE] = "UPDATE cases"
+	    " SET state = ?2, deadline = ?3, updated = ?4 WHERE id = ?1",
+	[STMT_TICKET_ADD] = "INSERT INTO case_tickets (case_id, ticket)"
+	    " VALUES (?1, ?2) ON CONFLICT (case_id, ticket) DO NOTHING",
+	[STMT_EVENT_ADD] = "INSERT INTO events"
+	    " (case_id, at, actor, kind, detail)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STMT_OUTBOX_QUEUE] = "INSERT INTO outbox (case_id, kind, sender,"
+	    " sender_name, recipient, subject, body, message_id,"
+	    " in_reply_to, refs, auto_submitted, created, next_attempt)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+	    " ?13)",
+	[STMT_OUTBOX_COUNT_TO] = "SELECT count(*) FROM outbox"
+	    " WHERE recipient = ?1 AND created >= ?2",
+	[STMT_OUTBOX_NEXT_DUE] = "SELECT " OUTBOX_COLUMNS " FROM outbox"
+	    " WHERE state = 'queued' AND next_attempt <= ?1"
+	    " ORDER BY next_attempt, id LIMIT 1",
+	[STMT_OUTBOX_SENT] = "UPDATE outbox SET state = 'sent',"
+	    " sent_at = ?2, attempts = attempts + 1, last_error = NULL"
+	    " WHERE id = ?1",
+	[STMT_OUTBOX_RETRY] = "UPDATE outbox SET attempts = attempts + 1,"
+	    " last_error = ?3,"
+	    " state = CASE WHEN ?2 = 0 THEN 'failed' ELSE 'queued' END,"
+	    " next_attempt = CASE WHEN ?2 = 0 THEN next_attempt ELSE ?2 END"
+	    " WHERE id = ?1",
+	[STMT_OUTBOX_REQUEUE] = "UPDATE outbox"
+	    " SET state = 'queued', next_attempt = ?2, attempts = 0"
+	    " WHERE state = 'failed' AND (?1 IS NULL OR case_id = ?1)",
+	[STMT_CASES_EACH] = "SELECT " CASE_COLUMNS " FROM cases"
+	    " ORDER BY opened, id",
+	[STMT_TICKETS_EACH] = "SELECT ticket FROM case_tickets"
+	    " WHERE case_id = ?1 ORDER BY id",
+	[STMT_EVENTS_EACH] = "SELECT " EVENT_COLUMNS " FROM events"
+	    " WHERE case_id = ?1 ORDER BY at, id",
+	[STMT_OUTBOX_EACH] = "SELECT " OUTBOX_COLUMNS " FROM outbox"
+	    " WHERE case_id = ?1 ORDER BY id",
+};
+
+static const char *const outgoing_states[] = {
+	[OUTGOING_QUEUED] = "queued",
+	[OUTGOING_SENT] = "sent",
+	[OUTGOING_FAILED] = "failed",
+};
+
+struct store {
+	sqlite3 *db;
+	enum store_mode mode;
+	pthread_mutex_t lock;		/* recursive; see the top */
+	gboolean in_transaction;	/* only read with the lock held */
+	sqlite3_stmt *stmts[STMT_COUNT];
+};
+
+/*
+ * Errors.
+ */
+
+static int G_GNUC_PRINTF(4, 5)
+store_fail(struct store *store, int rc, GError **error, const char *fmt,
+    ...)
+{
+	int primary = rc & 0xff;
+	int code = primary == SQLITE_BUSY || primary == SQLITE_LOCKED ?
+	    ESC_ERROR_BUSY : ESC_ERROR_STORE;
+	va_list ap;
+	char *what;
+
+	va_start(ap, fmt);
+	what = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_set_error(error, ESC_ERROR, code, "store: %s: %s", what,
+	    sqlite3_errmsg(store->db));
+	g_free(what);
+	return -1;
+}
+
+/* The same, for a value that came from mail and may hold anything. */
+static int
+store_fail_text(struct store *store, int rc, GError **error,
+    const char *what, const char *text)
+{
+	char *shown = text_printable(text, TEXT_LOG_CAP);
+
+	store_fail(store, rc, error, "%s %s", what, shown);
+	g_free(shown);
+	return -1;
+}
+
+/*
+ * Statements.
+ */
+
+/*
+ * Bind STMT's parameters 1..n, one TYPES letter each: 's' a string
+ * (NULL binds NULL), 'i' an int, 'l' a gint64, 't' a time_t, 'd' a
+ * time_t where 0 means none and binds NULL. Strings are not copied: the
+ * caller's must live until stmt_finish().
+ */
+static int
+stmt_bindv(sqlite3_stmt *stmt, const char *types, va_list ap)
+{
+	int rc = SQLITE_OK;
+
+	for (int i = 0; types[i] != '\0' && rc == SQLITE_OK; i++) {
+		int n = i + 1;
+		const char *s;
+		time_t t;
+
+		switch (types[i]) {
+		case 's':
+			s = va_arg(ap, const char *);
+			rc = s == NULL ? sqlite3_bind_null(stmt, n) :
+			    sqlite3_bind_text(stmt, n, s, -1, SQLITE_STATIC);
+			break;
+		case 'i':
+			rc = sqlite3_bind_int(stmt, n, va_arg(ap, int));
+			break;
+		case 'l':
+			rc = sqlite3_bind_int64(stmt, n, va_arg(ap, gint64));
+			break;
+		case 't':
+		case 'd':
+			t = va_arg(ap, time_t);
+			rc = t == 0 && types[i] == 'd' ?
+			    sqlite3_bind_null(stmt, n) :
+			    sqlite3_bind_int64(stmt, n, (sqlite3_int64)t);
+			break;
+		default:
+			g_error("BUG: stmt_bind: type '%c'", types[i]);
+		}
+	}
+	return rc;
+}
+
+static int
+stmt_bind(sqlite3_stmt *stmt, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = stmt_bindv(stmt, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Ready STMT for its next use and let go of the caller's strings. */
+static void
+stmt_finish(sqlite3_stmt *stmt)
+{
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+}
+
+/* Bind, run a statement that gives no rows, and finish it. */
+static int
+stmt_exec(sqlite3_stmt *stmt, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = stmt_bindv(stmt, types, ap);
+	va_end(ap);
+
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	stmt_finish(stmt);
+	return rc;
+}
+
+/*
+ * Locking. Every call holds the lock while it uses the connection; a
+ * write also needs the transaction, and holding the lock with
+ * in_transaction set means this thread is the one that began it.
+ */
+
+static int
+store_enter(struct store *store, gboolean write, GError **error)
+{
+	pthread_mutex_lock(&store->lock);
+	if (write && !store->in_transaction) {
+		pthread_mutex_unlock(&store->lock);
+		g_set_error(error, ESC_ERROR, ESC_ERROR_FAILED,
+		    "BUG: store: write outside a transaction");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+store_leave(struct store *store)
+{
+	pthread_mutex_unlock(&store->lock);
+}
+
+/*
+ * Rows. Each reader copies one row of a statement whose columns are
+ * in the matching *_COLUMNS order.
+ */
+
+static char *
+column_dup(sqlite3_stmt *stmt, int col)
+{
+	const unsigned char *text = sqlite3_column_text(stmt, col);
+
+	return text == NULL ? NULL : g_strdup((const char *)text);
+}
+
+static time_t
+column_time(sqlite3_stmt *stmt, int col)
+{
+	return (time_t)sqlite3_column_int64(stmt, col);
+}
+
+static void
+case_from_row(sqlite3_stmt *stmt, struct case_record *rec)
+{
+	rec->id = column_dup(stmt, 0);
+	rec->procedure = column_dup(stmt, 1);
+	rec->state = column_dup(stmt, 2);
+	rec->complainant = column_dup(stmt, 3);
+	rec->subject = column_dup(stmt, 4);
+	rec->opened = column_time(stmt, 5);
+	rec->updated = column_time(stmt, 6);
+	rec->deadline = column_time(stmt, 7);
+}
+
+static void
+event_from_row(sqlite3_stmt *stmt, struct event_record *rec)
+{
+	rec->id = sqlite3_column_int64(stmt, 0);
+	rec->case_id = column_dup(stmt, 1);
+	rec->at = column_time(stmt, 2);
+	rec->actor = column_dup(stmt, 3);
+	rec->kind = column_dup(stmt, 4);
+	rec->detail = column_dup(stmt, 5);
+}
+
+static enum outgoing_state
+outgoing_state_parse(const unsigned char *word)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(outgoing_states); i++) {
+		if (word != NULL &&
+		    strcmp((const char *)word, outgoing_states[i]) == 0)
+			return (enum outgoing_state)i;
+	}
+
+	/* The CHECK constraint keeps other words out of the table. */
+	g_error("BUG: store: outbox state \"%s\"",
+	    word == NULL ? "(null)" : (const char *)word);
+}
+
+static void
+outgoing_from_row(sqlite3_stmt *stmt, struct outgoing *mail)
+{
+	mail->id = sqlite3_column_int64(stmt, 0);
+	mail->case_id = column_dup(stmt, 1);
+	mail->kind = column_dup(stmt, 2);
+	mail->sender = column_dup(stmt, 3);
+	mail->sender_name = column_dup(stmt, 4);
+	mail->recipient = column_dup(stmt, 5);
+	mail->subject = column_dup(stmt, 6);
+	mail->body = column_dup(stmt, 7);
+	mail->message_id = column_dup(stmt, 8);
+	mail->in_reply_to = column_dup(stmt, 9);
+	mail->references = column_dup(stmt, 10);
+	mail->auto_submitted = column_dup(stmt, 11);
+	mail->created = column_time(stmt, 12);
+	mail->next_attempt = column_time(stmt, 13);
+	mail->attempts = sqlite3_column_int(stmt, 14);
+	mail->state = outgoing_state_parse(sqlite3_column_text(stmt, 15));
+	mail->last_error = column_dup(stmt, 16);
+	mail->sent_at = column_time(stmt, 17);
+}
+
+/*
+ * Opening and closing.
+ */
+
+/* Create the file ourselves so its mode is ours, not the umask's. */
+static int
+store_create_file(const char *path, GError **error)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, STORE_FILE_MODE);
+
+	if (fd < 0 && errno == EEXIST)
+		return 0;
+	if (fd < 0 || fchmod(fd, STORE_FILE_MODE) < 0) {
+		int saved = errno;
+
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+		}
+		g_set_error(error, ESC_ERROR, ESC_ERROR_IO,
+		    "store: %s(%s): %s", fd < 0 ? "open" : "fchmod", path,
+		    g_strerror(saved));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+store_connect(struct store *store, const char *path, GError **error)
+{
+	int flags = store->mode == STORE_READONLY ? SQLITE_OPEN_READONLY :
+	    SQLITE_OPEN_READWRITE;
+	int rc;
+
+	/* Never SQLITE_OPEN_CREATE: a file SQLite made would get the
+	 * umask's mode, and a read-only open must not make one at all. */
+	rc = sqlite3_open_v2(path, &store->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		if (store->db == NULL) {
+			g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+			    "store: open: %s", sqlite3_errstr(rc));
+			return -1;
+		}
+		return store_fail(store, rc, error, "open");
+	}
+
+	sqlite3_extended_result_codes(store->db, 1);
+	sqlite3_busy_timeout(store->db, STORE_BUSY_TIMEOUT_MS);
+
+	/* No writable_schema tricks even if an attacker gets SQL in. */
+	sqlite3_db_config(store->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	return 0;
+}
+
+static int
+store_journal_wal(struct store *store, GError **error)
+{
+	sqlite3_stmt *stmt;
+	const unsigned char *mode;
+	gboolean wal;
+	int rc;
+
+	rc = sqlite3_prepare_v2(store->db, "PRAGMA journal_mode = WAL", -1,
+	    &stmt, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(store, rc, error, "set journal mode");
+
+	/* The pragma answers with the mode in force, which stays the old
+	 * one where WAL cannot work (no shared memory, say). */
+	rc = sqlite3_step(stmt);
+	mode = rc == SQLITE_ROW ? sqlite3_column_text(stmt, 0) : NULL;
+	wal = mode != NULL && strcmp((const char *)mode, "wal") == 0;
+	if (rc == SQLITE_ROW && !wal)
+		g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+		    "store: journal mode: got %s, want wal",
+		    mode == NULL ? "(none)" : (const char *)mode);
+	else if (rc != SQLITE_ROW)
+		store_fail(store, rc, error, "set journal mode");
+	sqlite3_finalize(stmt);
+	return wal ? 0 : -1;
+}
+
+static int
+store_configure(struct store *store, GError **error)
+{
+	int rc;
+
+	rc = sqlite3_exec(store->db, "PRAGMA foreign_keys = ON", NULL, NULL,
+	    NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(store, rc, error, "enable foreign keys");
+
+	/* Journal mode is a property of the file: a reader just uses it. */
+	if (store->mode == STORE_READONLY)
+		return 0;
+	if (store_journal_wal(store, error) < 0)
+		return -1;
+	return store_set_synchronous(store, STORE_SYNC_FULL, error);
+}
+
+static int
+store_prepare(struct store *store, GError **error)
+{
+	for (int i = 0; i < STMT_COUNT; i++) {
+		int rc = sqlite3_prepare_v3(store->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &store->stmts[i], NULL);
+
+		if (rc != SQLITE_OK)
+			return store_fail(store, rc, error,
+			    "prepare statement %d", i);
+	}
+	return 0;
+}
+
+struct store *
+store_open(const char *path, enum store_mode mode, GError **error)
+{
+	struct store *store;
+	pthread_mutexattr_t attr;
+
+	if (sqlite3_threadsafe() == 0) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+		    "store: SQLite was built without thread support");
+		return NULL;
+	}
+	if (mode == STORE_READWRITE && store_create_file(path, error) < 0)
+		return NULL;
+
+	store = g_new0(struct store, 1);
+	store->mode = mode;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&store->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+
+	if (store_connect(store, path, error) < 0 ||
+	    store_configure(store, error) < 0 ||
+	    schema_migrate(store->db, mode == STORE_READONLY, error) < 0 ||
+	    store_prepare(store, error) < 0) {
+		g_prefix_error(error, "%s: ", path);
+		store_close(&store);
+		return NULL;
+	}
+	return store;
+}
+
+void
+store_close(struct store **storep)
+{
+	struct store *store = *storep;
+
+	if (store == NULL)
+		return;
+
+	/* A transaction left open is a caller's bug; do not commit it. */
+	if (store->in_transaction)
+		store_rollback(store);
+
+	for (int i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(store->stmts[i]);
+	sqlite3_close(store->db);
+	pthread_mutex_destroy(&store->lock);
+	g_free(store);
+	*storep = NULL;
+}
+
+/*
+ * Settings.
+ */
+
+static const char *const sync_words[] = {
+	[STORE_SYNC_FULL] = "full",
+	[STORE_SYNC_NORMAL] = "normal",
+	[STORE_SYNC_OFF] = "off",
+};
+
+static const char *const sync_pragmas[] = {
+	[STORE_SYNC_FULL] = "PRAGMA synchronous = FULL",
+	[STORE_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+	[STORE_SYNC_OFF] = "PRAGMA synchronous = OFF",
+};
+
+int
+store_sync_parse(const char *word)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(sync_words); i++) {
+		if (g_ascii_strcasecmp(word, sync_words[i]) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+int
+store_set_synchronous(struct store *store, enum store_sync sync,
+    GError **error)
+{
+	int ret = 0;
+	int rc;
+
+	g_return_val_if_fail(sync < G_N_ELEMENTS(sync_pragmas), -1);
+
+	/* SQLite ignores the change inside a transaction; say so. */
+	pthread_mutex_lock(&store->lock);
+	if (store->in_transaction) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_FAILED,
+		    "BUG: store: synchronous changed inside a transaction");
+		ret = -1;
+	} else {
+		rc = sqlite3_exec(store->db, sync_pragmas[sync], NULL, NULL,
+		    NULL);
+		if (rc != SQLITE_OK)
+			ret = store_fail(store, rc, error,
+			    "set synchronous %s", sync_words[sync]);
+	}
+	pthread_mutex_unlock(&store->lock);
+	return ret;
+}
+
+void
+store_set_busy_timeout(struct store *store, int ms)
+{
+	pthread_mutex_lock(&store->lock);
+	sqlite3_busy_timeout(store->db, ms);
+	pthread_mutex_unlock(&store->lock);
+}
+
+/*
+ * Transactions.
+ */
+
+int
+store_begin(struct store *store, GError **error)
+{
+	int rc;
+
+	/* Held from here until store_commit() or store_rollback(). */
+	pthread_mutex_lock(&store->lock);
+
+	if (store->mode == STORE_READONLY || store->in_transaction) {
+		g_set_error(error, ESC_ERROR, store->in_transaction ?
+		    ESC_ERROR_FAILED : ESC_ERROR_STORE, "store: begin: %s",
+		    store->in_transaction ? "BUG: a transaction is open" :
+		    "store opened read-only");
+		pthread_mutex_unlock(&store->lock);
+		return -1;
+	}
+
+	rc = stmt_exec(store->stmts[STMT_BEGIN], "");
+	if (rc != SQLITE_OK) {
+		store_fail(store, rc, error, "begin");
+		pthread_mutex_unlock(&store->lock);
+		return -1;
+	}
+	store->in_transaction = TRUE;
+	return 0;
+}
+
+/* End the transaction, whatever became of it, and let go of the lock
+ * store_begin() took. The caller holds it once more for its call. */
+static void
+store_end(struct store *store)
+{
+	/* Some errors (a full disk, say) have already rolled it back. */
+	if (!sqlite3_get_autocommit(store->db))
+		stmt_exec(store->stmts[STMT_ROLLBACK], "");
+	store->in_transaction = FALSE;
+	pthread_mutex_unlock(&store->lock);
+}
+
+int
+store_commit(struct store *store, GError **error)
+{
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_COMMIT], "");
+	if (rc != SQLITE_OK)
+		ret = store_fail(store, rc, error, "commit");
+	store_end(store);
+	store_leave(store);
+	return ret;
+}
+
+void
+store_rollback(struct store *store)
+{
+	pthread_mutex_lock(&store->lock);
+	if (store->in_transaction)
+		store_end(store);
+	pthread_mutex_unlock(&store->lock);
+}
+
+/*
+ * Messages.
+ */
+
+/* Run a one-column text lookup bound to KEY: 1 found, 0 not, -1. */
+static int
+store_lookup_text(struct store *store, enum stmt_id id, const char *key,
+    char **value_r, GError **error, const char *what)
+{
+	sqlite3_stmt *stmt = store->stmts[id];
+	char *value = NULL;
+	int rc;
+
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	rc = stmt_bind(stmt, "s", key);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		value = column_dup(stmt, 0);
+	stmt_finish(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		store_fail_text(store, rc, error, what, key);
+	store_leave(store);
+
+	if (value_r != NULL)
+		*value_r = value;
+	else
+		g_free(value);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	return rc == SQLITE_ROW;
+}
+
+int
+store_message_seen(struct store *store, const char *key,
+    char **case_id_r, GError **error)
+{
+	return store_lookup_text(store, STMT_MESSAGE_SEEN, key, case_id_r,
+	    error, "look up message");
+}
+
+int
+store_message_record(struct store *store, const char *key,
+    const char *case_id, time_t at, GError **error)
+{
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_MESSAGE_RECORD], "sst", key,
+	    case_id, at);
+	if (rc != SQLITE_OK)
+		ret = store_fail_text(store, rc, error, "record message", key);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_case_by_message_id(struct store *store, const char *message_id,
+    char **case_id_r, GError **error)
+{
+	char *case_id = NULL;
+	int ret;
+
+	/* The query always gives one row; NULL in it means no case. */
+	ret = store_lookup_text(store, STMT_CASE_BY_MESSAGE_ID, message_id,
+	    &case_id, error, "find case of message");
+	if (ret > 0 && case_id == NULL)
+		ret = 0;
+
+	if (case_id_r != NULL)
+		*case_id_r = case_id;
+	else
+		g_free(case_id);
+	return ret;
+}
+
+/*
+ * Cases.
+ */
+
+int
+store_case_next_number(struct store *store, const char *procedure,
+    int year, gint64 *number_r, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_SEQUENCE_GET];
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_SEQUENCE_BUMP], "si", procedure,
+	    year);
+	if (rc == SQLITE_OK)
+		rc = stmt_bind(stmt, "si", procedure, year);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*number_r = sqlite3_column_int64(stmt, 0);
+	stmt_finish(stmt);
+
+	if (rc != SQLITE_ROW)
+		ret = store_fail(store, rc, error, "next %s number for %d",
+		    procedure, year);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_case_create(struct store *store, const struct case_record *rec,
+    GError **error)
+{
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_CASE_CREATE], "sssssttd", rec->id,
+	    rec->procedure, rec->state, rec->complainant, rec->subject,
+	    rec->opened, rec->updated, rec->deadline);
+	if (rc != SQLITE_OK)
+		ret = store_fail(store, rc, error, "insert case %s", rec->id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_case_get(struct store *store, const char *case_id,
+    struct case_record *rec_r, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_CASE_GET];
+	int ret;
+	int rc;
+
+	memset(rec_r, 0, sizeof(*rec_r));
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	rc = stmt_bind(stmt, "s", case_id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		case_from_row(stmt, rec_r);
+	stmt_finish(stmt);
+
+	ret = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = store_fail(store, rc, error, "get case %s", case_id);
+	store_leave(store);
+	return ret;
+}
+
+/* After an UPDATE meant for one row: 0 if it changed exactly one. */
+static int G_GNUC_PRINTF(4, 5)
+store_updated_one(struct store *store, int rc, GError **error,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char *what;
+
+	if (rc == SQLITE_OK && sqlite3_changes(store->db) == 1)
+		return 0;
+
+	va_start(ap, fmt);
+	what = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	if (rc == SQLITE_OK)
+		g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+		    "store: %s: no such row", what);
+	else
+		store_fail(store, rc, error, "%s", what);
+	g_free(what);
+	return -1;
+}
+
+int
+store_case_set_state(struct store *store, const char *case_id,
+    const char *state, time_t deadline, time_t at, GError **error)
+{
+	int ret;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_CASE_SET_STATE], "ssdt", case_id,
+	    state, deadline, at);
+	ret = store_updated_one(store, rc, error, "set state of case %s",
+	    case_id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_case_add_ticket(struct store *store, const char *case_id,
+    const char *ticket, GError **error)
+{
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_TICKET_ADD], "ss", case_id, ticket);
+	if (rc != SQLITE_OK)
+		ret = store_fail(store, rc, error, "add ticket to case %s",
+		    case_id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_event_add(struct store *store, const char *case_id, time_t at,
+    const char *actor, const char *kind, const char *detail,
+    GError **error)
+{
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_EVENT_ADD], "stsss", case_id, at,
+	    actor, kind, detail);
+	if (rc != SQLITE_OK)
+		ret = store_fail(store, rc, error, "add %s event to case %s",
+		    kind, case_id == NULL ? "(none)" : case_id);
+	store_leave(store);
+	return ret;
+}
+
+/*
+ * Outbox.
+ */
+
+int
+store_outbox_queue(struct store *store, struct outgoing *mail,
+    GError **error)
+{
+	time_t next = mail->next_attempt != 0 ? mail->next_attempt :
+	    mail->created;
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_OUTBOX_QUEUE], "ssssssssssstt",
+	    mail->case_id, mail->kind, mail->sender, mail->sender_name,
+	    mail->recipient, mail->subject, mail->body, mail->message_id,
+	    mail->in_reply_to, mail->references, mail->auto_submitted,
+	    mail->created, next);
+	if (rc == SQLITE_OK) {
+		mail->id = sqlite3_last_insert_rowid(store->db);
+		mail->next_attempt = next;
+		mail->attempts = 0;
+		mail->state = OUTGOING_QUEUED;
+	} else {
+		ret = store_fail_text(store, rc, error, "queue mail to",
+		    mail->recipient);
+	}
+	store_leave(store);
+	return ret;
+}
+
+int
+store_outbox_count_to(struct store *store, const char *recipient,
+    time_t since, int *count_r, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_OUTBOX_COUNT_TO];
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	rc = stmt_bind(stmt, "st", recipient, since);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*count_r = sqlite3_column_int(stmt, 0);
+	stmt_finish(stmt);
+	if (rc != SQLITE_ROW)
+		ret = store_fail_text(store, rc, error, "count mail to",
+		    recipient);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_outbox_next_due(struct store *store, time_t now,
+    struct outgoing *mail_r, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_OUTBOX_NEXT_DUE];
+	int ret;
+	int rc;
+
+	memset(mail_r, 0, sizeof(*mail_r));
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	rc = stmt_bind(stmt, "t", now);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		outgoing_from_row(stmt, mail_r);
+	stmt_finish(stmt);
+
+	ret = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = store_fail(store, rc, error, "find due mail");
+	store_leave(store);
+	return ret;
+}
+
+int
+store_outbox_mark_sent(struct store *store, gint64 id, time_t at,
+    GError **error)
+{
+	int ret;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_OUTBOX_SENT], "lt", id, at);
+	ret = store_updated_one(store, rc, error,
+	    "mark outbox row %" G_GINT64_FORMAT " sent", id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_outbox_mark_retry(struct store *store, gint64 id, time_t next,
+    const char *reason, GError **error)
+{
+	int ret;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_OUTBOX_RETRY], "lts", id, next,
+	    reason);
+	ret = store_updated_one(store, rc, error,
+	    "mark outbox row %" G_GINT64_FORMAT " for retry", id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_outbox_requeue(struct store *store, const char *case_id,
+    time_t now, int *count_r, GError **error)
+{
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_OUTBOX_REQUEUE], "st", case_id,
+	    now);
+	if (rc == SQLITE_OK && count_r != NULL)
+		*count_r = sqlite3_changes(store->db);
+	if (rc != SQLITE_OK)
+		ret = store_fail(store, rc, error, "requeue mail of %s",
+		    case_id == NULL ? "all cases" : case_id);
+	store_leave(store);
+	return ret;
+}
+
+/*
+ * Listings. A walk steps one statement and hands each row, copied into
+ * a record, to a visitor that calls the caller's callback.
+ */
+
+typedef gboolean (*row_visit_fn)(sqlite3_stmt *stmt, void *walk);
+
+struct case_walk { store_case_cb cb; void *data; };
+struct ticket_walk { store_ticket_cb cb; void *data; };
+struct event_walk { store_event_cb cb; void *data; };
+struct outgoing_walk { store_outgoing_cb cb; void *data; };
+
+static int
+store_walk(struct store *store, enum stmt_id id, const char *case_id,
+    row_visit_fn visit, void *walk, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[id];
+	int rc = SQLITE_OK;
+
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	/* A callback restarting its own walk would reset it under us. */
+	if (sqlite3_stmt_busy(stmt)) {
+		store_leave(store);
+		g_set_error(error, ESC_ERROR, ESC_ERROR_FAILED,
+		    "BUG: store: listing started inside itself");
+		return -1;
+	}
+
+	if (case_id != NULL)
+		rc = stmt_bind(stmt, "s", case_id);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_ROW && !visit(stmt, walk))
+			rc = SQLITE_DONE;
+	}
+	stmt_finish(stmt);
+
+	if (rc != SQLITE_DONE)
+		store_fail(store, rc, error, "list %s%s",
+		    case_id == NULL ? "cases" : "case ",
+		    case_id == NULL ? "" : case_id);
+	store_leave(store);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static gboolean
+case_visit(sqlite3_stmt *stmt, void *walk)
+{
+	struct case_walk *w = walk;
+	struct case_record rec;
+	gboolean more;
+
+	case_from_row(stmt, &rec);
+	more = w->cb(&rec, w->data);
+	case_record_clear(&rec);
+	return more;
+}
+
+static gboolean
+ticket_visit(sqlite3_stmt *stmt, void *walk)
+{
+	struct ticket_walk *w = walk;
+	char *ticket = column_dup(stmt, 0);
+	gboolean more;
+
+	more = w->cb(ticket, w->data);
+	g_free(ticket);
+	return more;
+}
+
+static gboolean
+event_visit(sqlite3_stmt *stmt, void *walk)
+{
+	struct event_walk *w = walk;
+	struct event_record rec;
+	gboolean more;
+
+	event_from_row(stmt, &rec);
+	more = w->cb(&rec, w->data);
+	g_free(rec.case_id);
+	g_free(rec.actor);
+	g_free(rec.kind);
+	g_free(rec.detail);
+	return more;
+}
+
+static gboolean
+outgoing_visit(sqlite3_stmt *stmt, void *walk)
+{
+	struct outgoing_walk *w = walk;
+	struct outgoing mail;
+	gboolean more;
+
+	outgoing_from_row(stmt, &mail);
+	more = w->cb(&mail, w->data);
+	outgoing_clear(&mail);
+	return more;
+}
+
+int
+store_cases_each(struct store *store, store_case_cb cb, void *data,
+    GError **error)
+{
+	struct case_walk walk = { cb, data };
+
+	return store_walk(store, STMT_CASES_EACH, NULL, case_visit, &walk,
+	    error);
+}
+
+int
+store_case_tickets_each(struct store *store, const char *case_id,
+    store_ticket_cb cb, void *data, GError **error)
+{
+	struct ticket_walk walk = { cb, data };
+
+	return store_walk(store, STMT_TICKETS_EACH, case_id, ticket_visit,
+	    &walk, error);
+}
+
+int
+store_case_events_each(struct store *store, const char *case_id,
+    store_event_cb cb, void *data, GError **error)
+{
+	struct event_walk walk = { cb, data };
+
+	return store_walk(store, STMT_EVENTS_EACH, case_id, event_visit,
+	    &walk, error);
+}
+
+int
+store_case_outbox_each(struct store *store, const char *case_id,
+    store_outgoing_cb cb, void *data, GError **error)
+{
+	struct outgoing_walk walk = { cb, data };
+
+	return store_walk(store, STMT_OUTBOX_EACH, case_id, outgoing_visit,
+	    &walk, error);
+}
+
+/*
+ * Records.
+ */
+
+void
+case_record_clear(struct case_record *rec)
+{
+	g_free(rec->id);
+	g_free(rec->procedure);
+	g_free(rec->state);
+	g_free(rec->complainant);
+	g_free(rec->subject);
+	memset(rec, 0, sizeof(*rec));
+}
+
+void
+outgoing_clear(struct outgoing *mail)
+{
+	g_free(mail->case_id);
+	g_free(mail->kind);
+	g_free(mail->sender);
+	g_free(mail->sender_name);
+	g_free(mail->recipient);
+	g_free(mail->subject);
+	g_free(mail->body);
+	g_free(mail->message_id);
+	g_free(mail->in_reply_to);
+	g_free(mail->references);
+	g_free(mail->auto_submitted);
+	g_free(mail->last_error);
+	memset(mail, 0, sizeof(*mail));
+}

@@ -1,0 +1,173 @@
+/*
+ * store.h: everything escalator keeps, by meaning. Nothing outside
+ * store/ speaks SQL, so a second backend is a new file here.
+ *
+ * The SQLite store runs in WAL mode with synchronous=FULL (a case whose
+ * message the MTA was told is accepted survives a power cut), foreign
+ * keys on, a busy timeout, and statements prepared once. There is one
+ * writer connection per process, guarded by a mutex: store_begin() takes
+ * it and starts an immediate transaction, store_commit() or
+ * store_rollback() ends both; a failed commit is rolled back and ends
+ * them too. Every write must be made inside such a transaction; the
+ * listings and lookups (seen, by_message_id, get, count_to, next_due)
+ * may also be made outside one, and so on a STORE_READONLY store, which
+ * refuses store_begin().
+ *
+ * Returns: functions returning int give 0 on success and -1 with ERROR
+ * set on failure; lookups give 1 found, 0 not found, -1 could not look.
+ * A locked database fails with ESC_ERROR_BUSY.
+ */
+#ifndef ESC_STORE_H
+#define ESC_STORE_H
+
+#include <time.h>
+#include <glib.h>
+
+struct store;
+
+enum store_mode { STORE_READWRITE, STORE_READONLY };
+
+struct case_record {
+	char *id;		/* "ESC-2026-000042" */
+	char *procedure;	/* "complaint" */
+	char *state;		/* "open", "waiting-tickets", ... */
+	char *complainant;	/* address the case was opened by */
+	char *subject;		/* decoded subject of the first message */
+	time_t opened;
+	time_t updated;
+	time_t deadline;	/* 0 if none */
+};
+
+struct event_record {
+	gint64 id;
+	char *case_id;
+	time_t at;
+	char *actor;		/* address, "escalator" or a role */
+	char *kind;		/* "opened", "message", "ack-queued", ... */
+	char *detail;
+};
+
+enum outgoing_state { OUTGOING_QUEUED, OUTGOING_SENT, OUTGOING_FAILED };
+
+struct outgoing {
+	gint64 id;		/* set by store_outbox_queue */
+	char *case_id;
+	char *kind;		/* "ack", ... */
+	char *sender;		/* envelope sender and From address */
+	char *sender_name;	/* From display name, UTF-8, may be NULL */
+	char *recipient;	/* one recipient per row */
+	char *subject;		/* UTF-8 */
+	char *body;		/* UTF-8 */
+	char *message_id;	/* without brackets */
+	char *in_reply_to;	/* without brackets, may be NULL */
+	char *references;	/* space-separated, bracketed, may be NULL */
+	char *auto_submitted;	/* "auto-replied" or "auto-generated" */
+	time_t created;
+	time_t next_attempt;
+	int attempts;
+	enum outgoing_state state;
+	char *last_error;	/* may be NULL */
+	time_t sent_at;		/* 0 until sent */
+};
+
+/* Open PATH, creating it (mode 0640) and migrating its schema when
+ * read-write. Read-only needs an existing store at the current schema. */
+struct store *store_open(const char *path, enum store_mode mode,
+    GError **error);
+void store_close(struct store **store);
+
+/* Durability: FULL (the default) survives a power cut; NORMAL may lose
+ * the last commits then but never corrupts; OFF is for tests. */
+enum store_sync { STORE_SYNC_FULL, STORE_SYNC_NORMAL, STORE_SYNC_OFF };
+/* "full", "normal", "off"; -1 if unknown. */
+int store_sync_parse(const char *word);
+/* Outside a transaction only. */
+int store_set_synchronous(struct store *store, enum store_sync sync,
+    GError **error);
+/* How long to wait for another connection's lock (default 5000 ms)
+ * before failing with ESC_ERROR_BUSY. */
+void store_set_busy_timeout(struct store *store, int ms);
+
+int store_begin(struct store *store, GError **error);
+int store_commit(struct store *store, GError **error);
+void store_rollback(struct store *store);
+
+/* Messages seen, for dedupe and threading. KEY is the Message-ID
+ * (without brackets, as outgoing message ids are kept) or, when
+ * missing, "digest:" plus the message digest. *CASE_ID_R (may be NULL)
+ * gets the case or NULL. Recording a key twice is an error. */
+int store_message_seen(struct store *store, const char *key,
+    char **case_id_r, GError **error);
+int store_message_record(struct store *store, const char *key,
+    const char *case_id, time_t at, GError **error);
+/* The case a message id belongs to: a message we saw or one we sent. */
+int store_case_by_message_id(struct store *store, const char *message_id,
+    char **case_id_r, GError **error);
+
+/* Cases. The next number in the sequence for PROCEDURE and YEAR. */
+int store_case_next_number(struct store *store, const char *procedure,
+    int year, gint64 *number_r, GError **error);
+int store_case_create(struct store *store, const struct case_record *rec,
+    GError **error);
+/* REC_R is zeroed first, so case_record_clear() is always safe. */
+int store_case_get(struct store *store, const char *case_id,
+    struct case_record *rec_r, GError **error);
+int store_case_set_state(struct store *store, const char *case_id,
+    const char *state, time_t deadline, time_t at, GError **error);
+/* Adding a ticket the case already cites does nothing. */
+int store_case_add_ticket(struct store *store, const char *case_id,
+    const char *ticket, GError **error);
+
+int store_event_add(struct store *store, const char *case_id, time_t at,
+    const char *actor, const char *kind, const char *detail,
+    GError **error);
+
+/* Outbox. Queue sets MAIL's id and stores it queued with no attempts;
+ * a NEXT_ATTEMPT of 0 means due at CREATED. */
+int store_outbox_queue(struct store *store, struct outgoing *mail,
+    GError **error);
+/* Mail sent by us to RECIPIENT since SINCE (for rate limits). */
+int store_outbox_count_to(struct store *store, const char *recipient,
+    time_t since, int *count_r, GError **error);
+/* The queued row due longest at NOW, if any (MAIL_R zeroed first). */
+int store_outbox_next_due(struct store *store, time_t now,
+    struct outgoing *mail_r, GError **error);
+int store_outbox_mark_sent(struct store *store, gint64 id, time_t at,
+    GError **error);
+/* Failed attempt: retry at NEXT, or give up (state failed) if NEXT is 0. */
+int store_outbox_mark_retry(struct store *store, gint64 id, time_t next,
+    const char *reason, GError **error);
+/* Make failed rows of CASE_ID (or all, if NULL) queued and due at NOW,
+ * with their attempts counted afresh. */
+int store_outbox_requeue(struct store *store, const char *case_id,
+    time_t now, int *count_r, GError **error);
+
+/* Listings: callbacks get records owned by the store for the call. They
+ * need no transaction. A callback returning FALSE stops the walk. A
+ * callback may call the store, but not start the walk it is in again.
+ * Cases come by opening time, tickets as added, events by time, mail
+ * as queued. */
+typedef gboolean (*store_case_cb)(const struct case_record *, void *);
+typedef gboolean (*store_event_cb)(const struct event_record *, void *);
+typedef gboolean (*store_outgoing_cb)(const struct outgoing *, void *);
+typedef gboolean (*store_ticket_cb)(const char *ticket, void *);
+
+int store_cases_each(struct store *store, store_case_cb cb, void *data,
+    GError **error);
+int store_case_tickets_each(struct store *store, const char *case_id,
+    store_ticket_cb cb, void *data, GError **error);
+int store_case_events_each(struct store *store, const char *case_id,
+    store_event_cb cb, void *data, GError **error);
+int store_case_outbox_each(struct store *store, const char *case_id,
+    store_outgoing_cb cb, void *data, GError **error);
+
+void case_record_clear(struct case_record *rec);
+void outgoing_clear(struct outgoing *mail);
+
+/* Internal to store/ (schema.c): bring DB's schema up to the version
+ * this build writes, in one transaction, or (READONLY) only check that
+ * it is there. Gives the number of migrations run, or -1. */
+struct sqlite3;
+int schema_migrate(struct sqlite3 *db, gboolean readonly, GError **error);
+
+#endif

@@ -1,0 +1,419 @@
+/*
+ * check_engine.c: what a message does to the store, through the same
+ * engine_process() call the milter makes: a complaint opens one case
+ * and queues one acknowledgement; a redelivery changes nothing; a
+ * complaint without tickets waits for them; automatic mail, replies to
+ * our own mail, staff mail and bounces never get an answer; the rate
+ * limit holds; a dry run stores nothing; a locked store fails cleanly.
+ */
+#include <string.h>
+#include <sqlite3.h>
+
+#include "common/error.h"
+#include "rules/engine.h"
+#include "t/testutil.h"
+
+static struct rules *rules;
+static struct store *store;
+static char *dir;
+static char *db_path;
+
+/* Monday 2026-12-07 10:00 in Zurich. */
+#define NOW ((time_t)1796634000)
+
+static void
+setup(void)
+{
+	char *path = test_path("t/rules/test-rules.yaml");
+	char *templates = test_path("templates");
+	GError *error = NULL;
+
+	rules = rules_load(path, templates, &error);
+	ck_assert_msg(rules != NULL, "rules: %s", error ? error->message : "");
+	dir = test_tmpdir();
+	db_path = g_build_filename(dir, "test.db", NULL);
+	store = store_open(db_path, STORE_READWRITE, &error);
+	ck_assert_msg(store != NULL, "store: %s", error ? error->message : "");
+	g_free(path);
+	g_free(templates);
+}
+
+static void
+teardown(void)
+{
+	store_close(&store);
+	rules_unref(&rules);
+	g_free(db_path);
+	test_tmpdir_remove(dir);
+}
+
+static char *watched[] = { "escalation@example.org", NULL };
+static char *emergency[] = { "root-mgmt@example.org", NULL };
+static char *unwatched[] = { "someone@example.org", NULL };
+
+/* Process TEXT (a whole message) sent from SENDER to RCPTS. */
+static struct outcome
+run_at(const char *text, const char *sender, char **rcpts, time_t now,
+    gboolean dry_run)
+{
+	struct envelope env = { "TESTQ", sender, rcpts, NULL };
+	struct message *msg = message_parse(text, strlen(text));
+	struct outcome out;
+	GError *error = NULL;
+
+	ck_assert_msg(engine_process(rules, store, now, dry_run, &env, msg,
+	    &out, &error) == 0, "engine: %s", error ? error->message : "");
+	message_free(&msg);
+	return out;
+}
+
+static struct outcome
+run(const char *text, const char *sender, char **rcpts)
+{
+	return run_at(text, sender, rcpts, NOW, FALSE);
+}
+
+static char *
+complaint(const char *from, const char *id, const char *subject,
+    const char *body)
+{
+	return g_strdup_printf("From: Olaf Peters <%s>\r\n"
+	    "To: escalation@example.org\r\nSubject: %s\r\n"
+	    "Message-ID: <%s>\r\nDate: Mon, 7 Dec 2026 10:00:00 +0100\r\n"
+	    "\r\n%s\r\n", from, subject, id, body);
+}
+
+static gboolean
+count_row(const struct case_record *rec, void *data)
+{
+	(void)rec;
+	(*(int *)data)++;
+	return TRUE;
+}
+
+static int
+case_count(void)
+{
+	int n = 0;
+
+	ck_assert_int_eq(store_cases_each(store, count_row, &n, NULL), 0);
+	return n;
+}
+
+static gboolean
+collect_mail(const struct outgoing *mail, void *data)
+{
+	GPtrArray *all = data;
+
+	g_ptr_array_add(all, g_strdup_printf("%s|%s|%s", mail->recipient,
+	    mail->subject, mail->body));
+	return TRUE;
+}
+
+static GPtrArray *
+mail_of(const char *case_id)
+{
+	GPtrArray *all = g_ptr_array_new_with_free_func(g_free);
+
+	ck_assert_int_eq(store_case_outbox_each(store, case_id, collect_mail,
+	    all, NULL), 0);
+	return all;
+}
+
+START_TEST(complaint_opens_one_case_with_one_acknowledgement)
+{
+	char *text = complaint("olaf@example.com", "c1@example.com",
+	    "Transfer of example.com", "See [IANA #123456] and "
+	    "Ticket 2024-0042.");
+	struct outcome out = run(text, "olaf@example.com", watched);
+	struct case_record rec = { 0 };
+	GPtrArray *mail;
+	char *deadline;
+
+	ck_assert_int_eq(out.kind, OUTCOME_OPENED);
+	ck_assert_str_eq(out.case_id, "ESC-2026-000001");
+	ck_assert_str_eq(out.ack_to, "olaf@example.com");
+	ck_assert_int_eq(store_case_get(store, out.case_id, &rec, NULL), 1);
+	ck_assert_str_eq(rec.state, "open");
+	/* Two business days from Monday 10:00 is Wednesday 10:00. */
+	ck_assert_int_eq(rec.deadline, NOW + 2 * 86400);
+
+	mail = mail_of(out.case_id);
+	ck_assert_int_eq(mail->len, 1);
+	ck_assert_str_contains(mail->pdata[0], "ESC-2026-000001");
+	ck_assert_str_contains(mail->pdata[0], "123456");
+	ck_assert_str_contains(mail->pdata[0], "2024-0042");
+	deadline = calendar_format(rules_procedure(rules,
+	    "complaint")->calendar, rec.deadline);
+	ck_assert_str_contains(mail->pdata[0], deadline);
+	g_free(deadline);
+	g_ptr_array_unref(mail);
+	case_record_clear(&rec);
+	outcome_clear(&out);
+	g_free(text);
+}
+END_TEST
+
+START_TEST(redelivery_changes_nothing)
+{
+	char *text = complaint("olaf@example.com", "c1@example.com",
+	    "Transfer", "[IANA #123456]");
+	struct outcome first = run(text, "olaf@example.com", watched);
+	struct outcome again = run(text, "olaf@example.com", watched);
+	GPtrArray *mail = mail_of(first.case_id);
+
+	ck_assert_int_eq(again.kind, OUTCOME_DUPLICATE);
+	ck_assert_str_eq(again.case_id, first.case_id);
+	ck_assert_ptr_null(again.ack_to);
+	ck_assert_int_eq(case_count(), 1);
+	ck_assert_int_eq(mail->len, 1);
+	g_ptr_array_unref(mail);
+	outcome_clear(&first);
+	outcome_clear(&again);
+	g_free(text);
+}
+END_TEST
+
+START_TEST(redelivery_without_message_id_is_recognised_by_digest)
+{
+	const char *text = "From: a@example.com\r\nTo: escalation@example.org"
+	    "\r\nSubject: no id\r\nDate: Mon, 7 Dec 2026 10:00:00 +0100\r\n"
+	    "\r\nTicket 2024-0042\r\n";
+	struct outcome first = run(text, "a@example.com", watched);
+	struct outcome again = run(text, "a@example.com", watched);
+
+	ck_assert_int_eq(first.kind, OUTCOME_OPENED);
+	ck_assert_int_eq(again.kind, OUTCOME_DUPLICATE);
+	ck_assert_int_eq(case_count(), 1);
+	outcome_clear(&first);
+	outcome_clear(&again);
+}
+END_TEST
+
+START_TEST(complaint_without_tickets_waits_for_them)
+{
+	char *text = complaint("olaf@example.com", "c2@example.com",
+	    "Something went wrong", "No numbers here.");
+	struct outcome out = run(text, "olaf@example.com", watched);
+	struct case_record rec = { 0 };
+	GPtrArray *mail = mail_of(out.case_id);
+	char *reply, *subject;
+	struct outcome follow;
+
+	ck_assert_int_eq(store_case_get(store, out.case_id, &rec, NULL), 1);
+	ck_assert_str_eq(rec.state, "waiting-tickets");
+	ck_assert_int_eq(rec.deadline, 0);
+	ck_assert_int_eq(mail->len, 1);
+	ck_assert_str_contains(mail->pdata[0], "ticket number");
+	case_record_clear(&rec);
+
+	/* The answer with the numbers starts the clock. */
+	subject = g_strdup_printf("Re: [%s] numbers", out.case_id);
+	reply = complaint("olaf@example.com", "c3@example.com", subject,
+	    "It is [IANA #777777].");
+	follow = run_at(reply, "olaf@example.com", watched, NOW + 3600,
+	    FALSE);
+	ck_assert_int_eq(follow.kind, OUTCOME_FOLLOWUP);
+	ck_assert_int_eq(store_case_get(store, out.case_id, &rec, NULL), 1);
+	ck_assert_str_eq(rec.state, "open");
+	ck_assert_int_eq(rec.deadline, NOW + 3600 + 2 * 86400);
+	case_record_clear(&rec);
+	g_ptr_array_unref(mail);
+	outcome_clear(&out);
+	outcome_clear(&follow);
+	g_free(text);
+	g_free(reply);
+	g_free(subject);
+}
+END_TEST
+
+START_TEST(unwatched_mail_is_not_touched)
+{
+	char *text = complaint("olaf@example.com", "c4@example.com", "Hi",
+	    "[IANA #123456]");
+	struct outcome out = run(text, "olaf@example.com", unwatched);
+
+	ck_assert_int_eq(out.kind, OUTCOME_NOT_WATCHED);
+	ck_assert_ptr_null(out.case_id);
+	ck_assert_int_eq(case_count(), 0);
+	outcome_clear(&out);
+	g_free(text);
+}
+END_TEST
+
+static struct outcome
+run_file(const char *name, const char *sender, char **rcpts)
+{
+	char *relative = g_build_filename("t/messages", name, NULL);
+	char *text = test_read(relative, NULL);
+	struct outcome out = run(text, sender, rcpts);
+
+	g_free(text);
+	g_free(relative);
+	return out;
+}
+
+START_TEST(automatic_mail_is_never_answered)
+{
+	struct outcome oof = run_file(
+	    "07-out-of-office-with-ticket-and-keyword.eml",
+	    "lena.brandt@example.net", watched);
+	struct outcome helpdesk = run_file("08-helpdesk-autoack-loop.eml",
+	    "support@helpdesk.example.net", watched);
+	struct outcome staff = run_file("06-outlook-forward-html-tnef.eml",
+	    "jonas.berg@example.org", emergency);
+
+	ck_assert_int_eq(oof.kind, OUTCOME_IGNORED);
+	ck_assert_ptr_null(oof.ack_to);
+	ck_assert_int_eq(helpdesk.kind, OUTCOME_IGNORED);
+	ck_assert_ptr_null(helpdesk.ack_to);
+	/* Staff forwarding to the emergency desk opens a case, unanswered. */
+	ck_assert_int_eq(staff.kind, OUTCOME_OPENED);
+	ck_assert_str_eq(staff.procedure, "emergency");
+	ck_assert_ptr_null(staff.ack_to);
+	ck_assert_str_eq(staff.ack_skipped, "internal sender");
+	ck_assert_int_eq(case_count(), 1);
+	outcome_clear(&oof);
+	outcome_clear(&helpdesk);
+	outcome_clear(&staff);
+}
+END_TEST
+
+static gboolean
+find_event(const struct event_record *ev, void *data)
+{
+	if (strcmp(ev->kind, "delivery-failed") == 0)
+		*(gboolean *)data = TRUE;
+	return TRUE;
+}
+
+START_TEST(bounce_of_our_mail_is_recorded_on_its_case)
+{
+	char *text = complaint("olaf@example.com", "c5@example.com",
+	    "Transfer", "[IANA #123456]");
+	struct outcome opened = run(text, "olaf@example.com", watched);
+	struct outgoing ours = { 0 };
+	struct outcome bounce;
+	gboolean recorded = FALSE;
+
+	/* Our acknowledgement, under the id the bounce quotes. */
+	ours.case_id = opened.case_id;
+	ours.kind = "ack";
+	ours.sender = "escalation@example.org";
+	ours.recipient = "olaf.peters@example.com";
+	ours.subject = "x";
+	ours.body = "x";
+	ours.message_id = "ack-123456-1@escalation.example.org";
+	ours.auto_submitted = "auto-replied";
+	ours.created = NOW;
+	ck_assert_int_eq(store_begin(store, NULL), 0);
+	ck_assert_int_eq(store_outbox_queue(store, &ours, NULL), 0);
+	ck_assert_int_eq(store_commit(store, NULL), 0);
+
+	bounce = run_file("09-dsn-bounce-of-our-ack.eml", "", watched);
+	ck_assert_int_eq(bounce.kind, OUTCOME_BOUNCE);
+	ck_assert_str_eq(bounce.case_id, opened.case_id);
+	ck_assert_ptr_null(bounce.ack_to);
+	ck_assert_int_eq(case_count(), 1);
+	store_case_events_each(store, opened.case_id, find_event, &recorded,
+	    NULL);
+	ck_assert(recorded);
+	outcome_clear(&opened);
+	outcome_clear(&bounce);
+	g_free(text);
+}
+END_TEST
+
+START_TEST(acknowledgements_are_rate_limited_per_sender)
+{
+	int acked = 0;
+
+	for (int i = 0; i < 5; i++) {
+		char *id = g_strdup_printf("rate-%d@example.com", i);
+		char *text = complaint("olaf@example.com", id, "Again",
+		    "[IANA #123456]");
+		struct outcome out = run(text, "olaf@example.com", watched);
+
+		ck_assert_int_eq(out.kind, OUTCOME_OPENED);
+		acked += out.ack_to != NULL;
+		if (i >= 3)
+			ck_assert_str_eq(out.ack_skipped, "rate limit");
+		outcome_clear(&out);
+		g_free(text);
+		g_free(id);
+	}
+	ck_assert_int_eq(acked, 3);
+}
+END_TEST
+
+START_TEST(dry_run_stores_nothing)
+{
+	char *text = complaint("olaf@example.com", "c6@example.com",
+	    "Transfer", "[IANA #123456]");
+	struct outcome dry = run_at(text, "olaf@example.com", watched, NOW,
+	    TRUE);
+	struct outcome real = run(text, "olaf@example.com", watched);
+
+	ck_assert_int_eq(dry.kind, OUTCOME_OPENED);
+	ck_assert_int_eq(real.kind, OUTCOME_OPENED);
+	ck_assert_str_eq(real.case_id, dry.case_id);
+	ck_assert_int_eq(case_count(), 1);
+	outcome_clear(&dry);
+	outcome_clear(&real);
+	g_free(text);
+}
+END_TEST
+
+START_TEST(locked_store_fails_and_keeps_nothing)
+{
+	char *text = complaint("olaf@example.com", "c7@example.com",
+	    "Transfer", "[IANA #123456]");
+	struct envelope env = { "TESTQ", "olaf@example.com", watched, NULL };
+	struct message *msg = message_parse(text, strlen(text));
+	struct outcome out;
+	GError *error = NULL;
+	sqlite3 *other;
+
+	/* Another process holds the write lock. */
+	ck_assert_int_eq(sqlite3_open(db_path, &other), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	store_set_busy_timeout(store, 20);
+	ck_assert_int_eq(engine_process(rules, store, NOW, FALSE, &env, msg,
+	    &out, &error), -1);
+	ck_assert(g_error_matches(error, ESC_ERROR, ESC_ERROR_BUSY));
+	g_clear_error(&error);
+	sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(other);
+
+	/* The MTA's retry then goes through. */
+	ck_assert_int_eq(engine_process(rules, store, NOW, FALSE, &env, msg,
+	    &out, &error), 0);
+	ck_assert_int_eq(out.kind, OUTCOME_OPENED);
+	outcome_clear(&out);
+	message_free(&msg);
+	g_free(text);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *tc = tcase_create("engine");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, complaint_opens_one_case_with_one_acknowledgement);
+	tcase_add_test(tc, redelivery_changes_nothing);
+	tcase_add_test(tc,
+	    redelivery_without_message_id_is_recognised_by_digest);
+	tcase_add_test(tc, complaint_without_tickets_waits_for_them);
+	tcase_add_test(tc, unwatched_mail_is_not_touched);
+	tcase_add_test(tc, automatic_mail_is_never_answered);
+	tcase_add_test(tc, bounce_of_our_mail_is_recorded_on_its_case);
+	tcase_add_test(tc, acknowledgements_are_rate_limited_per_sender);
+	tcase_add_test(tc, dry_run_stores_nothing);
+	tcase_add_test(tc, locked_store_fails_and_keeps_nothing);
+	suite_add_tcase(s, tc);
+	return test_run_suite(s);
+}

@@ -1,0 +1,219 @@
+/*
+ * check_messages.c: the hard real-world messages of t/messages/, read
+ * and classified under the test rules, each with the result described
+ * in t/messages/README.md. Message 14 is also fed as the milter rebuilds
+ * it (headers as "Name: value" with LF folding, then CRLF body) and
+ * must give the same result.
+ */
+#include <string.h>
+
+#include "parser/message.h"
+#include "rules/classify.h"
+#include "t/testutil.h"
+
+static struct rules *rules;
+
+static void
+setup(void)
+{
+	char *path = test_path("t/rules/test-rules.yaml");
+	char *templates = test_path("templates");
+	GError *error = NULL;
+
+	rules = rules_load(path, templates, &error);
+	ck_assert_msg(rules != NULL, "test rules: %s", error ?
+	    error->message : "");
+	g_free(path);
+	g_free(templates);
+}
+
+static void
+teardown(void)
+{
+	rules_unref(&rules);
+}
+
+static const struct {
+	const char *file;
+	const char *envelope_from;
+	const char *case_ref;	/* NULL: none */
+	const char *command;	/* NULL: none */
+	const char *tickets;	/* joined by ","; "" for none */
+	enum automatic automatic;
+	gboolean answers_us;
+} expected[] = {
+	{ "01-gmime-adjacent-b-words.eml", "ana.lindqvist@example.org",
+	    "ESC-42", "ESCALATE", "", AUTO_NONE, TRUE },
+	{ "03-gateway-tag-glued-to-encoded-word.eml", "t.wrona@example.net",
+	    NULL, NULL, "123456", AUTO_NONE, FALSE },
+	{ "04-localized-reply-prefixes.eml", "mei.chen@example.org",
+	    "ESC-42", "RESOLVED", "", AUTO_NONE, TRUE },
+	{ "06-outlook-forward-html-tnef.eml", "jonas.berg@example.org",
+	    NULL, NULL, "2024-0042", AUTO_NONE, FALSE },
+	{ "07-out-of-office-with-ticket-and-keyword.eml",
+	    "lena.brandt@example.net", NULL, NULL, "123456", AUTO_REPLY,
+	    TRUE },
+	{ "08-helpdesk-autoack-loop.eml", "support@helpdesk.example.net",
+	    NULL, NULL, "123456", AUTO_NONE, TRUE },
+	{ "09-dsn-bounce-of-our-ack.eml", "", NULL, NULL, "123456",
+	    AUTO_BOUNCE, FALSE },
+	{ "11-raw-8bit-subject-cp1252-body.eml", "rene.fabre@example.net",
+	    NULL, NULL, "2024-0042", AUTO_NONE, FALSE },
+	{ "13-bad-boundaries-chunked-base64.eml", "ines.moreau@example.net",
+	    NULL, NULL, "2024-0042", AUTO_NONE, FALSE },
+	{ "14-milter-wire-format.eml", "ana.lindqvist@example.org",
+	    "ESC-42", "ESCALATE", "2024-0042", AUTO_NONE, FALSE },
+};
+
+static void
+check_classification(const char *name, const struct classification *cls,
+    int i)
+{
+	char *tickets;
+
+	g_ptr_array_add(cls->tickets, NULL);
+	tickets = g_strjoinv(",", (char **)cls->tickets->pdata);
+	g_ptr_array_remove_index(cls->tickets, cls->tickets->len - 1);
+
+	ck_assert_msg(g_strcmp0(cls->case_ref, expected[i].case_ref) == 0,
+	    "%s: case: got %s, want %s", name, cls->case_ref,
+	    expected[i].case_ref);
+	ck_assert_msg(g_strcmp0(cls->command, expected[i].command) == 0,
+	    "%s: command: got %s, want %s", name, cls->command,
+	    expected[i].command);
+	ck_assert_msg(strcmp(tickets, expected[i].tickets) == 0,
+	    "%s: tickets: got \"%s\", want \"%s\"", name, tickets,
+	    expected[i].tickets);
+	ck_assert_msg(cls->automatic == expected[i].automatic,
+	    "%s: automatic: got %s, want %s", name,
+	    automatic_name(cls->automatic),
+	    automatic_name(expected[i].automatic));
+	ck_assert_msg(cls->answers_us == expected[i].answers_us,
+	    "%s: answers us: got %d, want %d", name, cls->answers_us,
+	    expected[i].answers_us);
+	ck_assert_msg(cls->warnings->len == 0, "%s: warnings: %s", name,
+	    cls->warnings->len ? (char *)cls->warnings->pdata[0] : "");
+	g_free(tickets);
+}
+
+START_TEST(hard_message_gives_expected_result)
+{
+	char *relative = g_build_filename("t/messages", expected[_i].file,
+	    NULL);
+	size_t len;
+	char *data = test_read(relative, &len);
+	struct message *msg = message_parse(data, len);
+	struct classification cls;
+
+	classify_message(rules, msg, expected[_i].envelope_from, &cls);
+	check_classification(expected[_i].file, &cls, _i);
+	classification_clear(&cls);
+	message_free(&msg);
+	g_free(data);
+	g_free(relative);
+}
+END_TEST
+
+/* Message 14 as libmilter hands it over: each header as name and value
+ * (value folded with LF and TAB, no CR), then the body in chunks. */
+static char *
+as_milter_rebuilds_it(const char *data, size_t len, size_t *len_r)
+{
+	const char *end = g_strstr_len(data, (gssize)len, "\r\n\r\n");
+	GString *out = g_string_new(NULL);
+	char *headers, **lines;
+
+	ck_assert_ptr_nonnull(end);
+	headers = g_strndup(data, (gsize)(end - data));
+	lines = g_strsplit(headers, "\r\n", -1);
+	for (char **l = lines; *l != NULL; l++) {
+		if (**l == ' ' || **l == '\t') {
+			g_string_append_printf(out, "\n%s", *l);
+			continue;
+		}
+		if (l != lines)
+			g_string_append(out, "\r\n");
+		g_string_append(out, *l);
+	}
+	g_string_append(out, "\r\n\r\n");
+	g_string_append_len(out, end + 4, (gssize)(len - (size_t)(end + 4 -
+	    data)));
+	g_strfreev(lines);
+	g_free(headers);
+	*len_r = out->len;
+	return g_string_free(out, FALSE);
+}
+
+START_TEST(milter_form_reads_like_the_file)
+{
+	size_t len, rebuilt_len;
+	char *data = test_read("t/messages/14-milter-wire-format.eml", &len);
+	char *rebuilt = as_milter_rebuilds_it(data, len, &rebuilt_len);
+	struct message *a = message_parse(data, len);
+	struct message *b = message_parse(rebuilt, rebuilt_len);
+	struct classification cls;
+
+	ck_assert_str_eq(b->subject, a->subject);
+	ck_assert_str_eq(b->body, a->body);
+	ck_assert_str_eq(b->message_id, a->message_id);
+	classify_message(rules, b, "ana.lindqvist@example.org", &cls);
+	check_classification("14 as rebuilt by the milter", &cls, 9);
+	classification_clear(&cls);
+	message_free(&a);
+	message_free(&b);
+	g_free(rebuilt);
+	g_free(data);
+}
+END_TEST
+
+static const struct {
+	const char *subject;
+	const char *command;
+	const char *text;
+} subjects[] = {
+	{ "Re: [ESC-42] RESOLVED", "RESOLVED", NULL },
+	{ "Re: [ESC-42] resolved", "RESOLVED", NULL },
+	{ "Re: [ESC-42]RESOLVEDX", NULL, NULL },
+	{ "Re: [ESC-42] UNRESOLVED", NULL, NULL },
+	{ "Re: AW: [ESC-2026-000042] ESCALATE: liaison away until Monday",
+	    "ESCALATE", "liaison away until Monday" },
+	{ "ESCALATE [ESC-42]", "ESCALATE", NULL },
+	{ "Please escalate my complaint", NULL, NULL },
+	{ "Re: [ESC-42] thanks, no command here", NULL, NULL },
+};
+
+START_TEST(commands_are_whole_words_after_a_tag)
+{
+	struct message msg = { 0 };
+	struct classification cls;
+	char *refs[] = { NULL };
+
+	msg.subject = (char *)subjects[_i].subject;
+	msg.body = "";
+	msg.references = refs;
+	classify_message(rules, &msg, "x@example.net", &cls);
+	ck_assert_msg(g_strcmp0(cls.command, subjects[_i].command) == 0,
+	    "\"%s\": got %s, want %s", subjects[_i].subject, cls.command,
+	    subjects[_i].command);
+	ck_assert_msg(g_strcmp0(cls.command_text, subjects[_i].text) == 0,
+	    "\"%s\": text: got %s, want %s", subjects[_i].subject,
+	    cls.command_text, subjects[_i].text);
+	classification_clear(&cls);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("messages");
+	TCase *tc = tcase_create("hard messages");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, hard_message_gives_expected_result, 0,
+	    G_N_ELEMENTS(expected));
+	tcase_add_test(tc, milter_form_reads_like_the_file);
+	tcase_add_loop_test(tc, commands_are_whole_words_after_a_tag, 0,
+	    G_N_ELEMENTS(subjects));
+	suite_add_tcase(s, tc);
+	return test_run_suite(s);
+}

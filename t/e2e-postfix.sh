@@ -1,0 +1,342 @@
+#!/bin/bash
+# t/e2e-postfix.sh: escalatord on a private Postfix instance, end to end.
+#
+# Starts Postfix (t/lib/postfix.sh) and escalatord in a temporary folder
+# under /tmp, sends five messages by SMTP to 127.0.0.1 and reads the
+# delivered mailboxes and the store:
+#   a  a complaint citing two tickets
+#   b  a complaint citing none
+#   c  a again, byte for byte (same Message-ID): a redelivery
+#   d  mail to an unwatched address
+#   e  a complaint to an unwatched and a watched address at once
+# Prints "ok N - ..." lines. Exit 0 pass, 1 fail, 77 skip (not root, or
+# postfix, swaks or sqlite3 missing). KEEP=1 keeps the folder.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top_srcdir=${top_srcdir:-$(dirname "$here")}
+top_builddir=${top_builddir:-$top_srcdir}
+# shellcheck source=t/lib/postfix.sh
+. "$top_srcdir/t/lib/postfix.sh"
+
+ESCALATORD=$top_builddir/milter/escalatord
+ESCALATORCTL=$top_builddir/ctl/escalatorctl
+RULES=$top_srcdir/t/rules/test-rules.yaml
+TEMPLATES=$top_srcdir/templates
+DESK=escalation@example.org
+
+tests=0
+failed=0
+dir=
+
+# Skip (exit 77) with a reason.
+skip() {
+	echo "1..0 # SKIP $*"
+	exit 77
+}
+
+# ok CONDITION-STATUS DESCRIPTION: print one TAP-like result line.
+ok() {
+	local status=$1
+	shift
+	tests=$((tests + 1))
+	if [ "$status" -eq 0 ]; then
+		echo "ok $tests - $*"
+	else
+		echo "not ok $tests - $*"
+		failed=$((failed + 1))
+	fi
+}
+
+# is GOT WANT DESCRIPTION: equality check that says what it got.
+is() {
+	local got=$1 want=$2
+	shift 2
+	if [ "$got" = "$want" ]; then
+		ok 0 "$*"
+	else
+		ok 1 "$*"
+		echo "#   got '$got', want '$want'"
+	fi
+}
+
+# Print a file as TAP comments, to explain a failure.
+diag_file() {
+	[ -f "$1" ] || return 0
+	echo "# --- $2 ($1)"
+	tail -n "${3:-40}" "$1" | sed 's/^/#   /'
+}
+
+# Stop what we started and remove the folder unless KEEP=1.
+cleanup() {
+	local rc=$?
+	[ -n "$dir" ] || exit "$rc"
+	if [ "$failed" -gt 0 ] || [ "$rc" -ne 0 ]; then
+		diag_file "$dir/escalator/escalatord.log" escalatord 60
+		diag_file "$(pf_log "$dir")" "postfix log" 60
+	fi
+	esc_stop "$dir" || true
+	pf_stop "$dir" || true
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "# kept $dir"
+	else
+		rm -rf "$dir"
+	fi
+	exit "$rc"
+}
+
+# Skip unless this machine can run the test at all.
+check_able() {
+	local tool
+	[ "$(id -u)" -eq 0 ] || skip "needs root for a private Postfix"
+	for tool in postfix swaks sqlite3 perl runuser ss useradd; do
+		command -v "$tool" >/dev/null || skip "$tool is missing"
+	done
+	[ -x "$ESCALATORD" ] || skip "no $ESCALATORD (not built)"
+	[ -f "$RULES" ] || skip "no $RULES"
+}
+
+# Write the test messages into $dir/msgs.
+write_messages() {
+	local m=$dir/msgs
+	mkdir -p "$m"
+	cat >"$m/a.eml" <<'EOF'
+From: Alice Example <alice@example.com>
+To: Escalation Desk <escalation@example.org>
+Subject: Complaint: root zone change request stalled
+Date: Mon, 02 Mar 2026 09:15:00 +0000
+Message-ID: <e2e-complaint-a.1@mail.example.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+Dear escalation desk,
+
+I am writing to complain about two requests that have gone wrong.
+
+Our name server change was filed as [IANA #123456] three weeks ago and
+has not moved since. The related contact update, Ticket 2024-0042, was
+closed without anyone telling us what happened.
+
+Please look into both.
+
+Regards,
+Alice Example
+Registry operations, .example
+EOF
+	cat >"$m/b.eml" <<'EOF'
+From: Bob Sample <bob@example.net>
+To: escalation@example.org
+Subject: Complaint about slow responses
+Date: Mon, 02 Mar 2026 10:40:00 +0000
+Message-ID: <e2e-complaint-b.1@mail.example.net>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+Hello,
+
+I have written to your staff several times over the past month about
+our delegation and have had no useful answer. I would like this
+handled as a formal complaint.
+
+Bob Sample
+EOF
+	cat >"$m/d.eml" <<'EOF'
+From: Dave Other <dave@example.com>
+To: someone@example.org
+Subject: Lunch on Thursday?
+Date: Mon, 02 Mar 2026 11:00:00 +0000
+Message-ID: <e2e-unwatched-d.1@mail.example.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+Are we still on for Thursday? Nothing to do with any complaint.
+Dave
+EOF
+	cat >"$m/e.eml" <<'EOF'
+From: Carol Writer <carol@example.com>
+To: Someone Else <someone-else@example.net>
+Cc: escalation@example.org
+Subject: Complaint: RZM ticket 123 rejected twice
+Date: Mon, 02 Mar 2026 12:30:00 +0000
+Message-ID: <e2e-complaint-e.1@mail.example.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+Hello both,
+
+Our change, RZM ticket 123, has been rejected twice for reasons that
+contradict each other. I am copying the escalation desk so that this
+is handled as a complaint.
+
+Carol Writer
+EOF
+}
+
+# Print the case id the desk's copy of Message-ID carries ('' if none).
+desk_case_of() {
+	pf_mbox_summary "$(pf_mailbox "$dir" "$DESK")" |
+		awk -F '\t' -v id="$1" '$1 == id { print $2; exit }'
+}
+
+# Wait until the outbox has rows and none is still queued, then until
+# Postfix has delivered; give up after TIMEOUT seconds.
+wait_outbox() {
+	local timeout=$1 end rows queued
+	end=$((SECONDS + timeout))
+	while [ "$SECONDS" -lt "$end" ]; do
+		rows=$(esc_sql "$dir" "SELECT count(*) FROM outbox;" ||
+			echo 0)
+		queued=$(esc_sql "$dir" \
+			"SELECT count(*) FROM outbox WHERE state = 'queued';" ||
+			echo 1)
+		if [ "$rows" -ge 3 ] && [ "$queued" -eq 0 ]; then
+			break
+		fi
+		sleep 0.5
+	done
+	pf_wait_queue_empty "$dir" 30 || true
+}
+
+# Start Postfix and escalatord; the first check needs no milter.
+start_all() {
+	local smtp submit sock probe
+	smtp=$(pf_free_port)
+	submit=$(pf_free_port "$smtp")
+	SMTP_PORT=$smtp
+	esc_ensure_user
+	sock=$(esc_write_conf "$dir" "$submit" "$RULES" "$TEMPLATES")
+	pf_start "$dir" "$smtp" "$submit" "unix:$sock"
+
+	# Postfix alone: the milter-less port delivers to an mbox.
+	probe=$dir/msgs/probe.eml
+	printf 'From: probe@example.net\nTo: probe@example.net\n%s\n\n%s\n' \
+		'Subject: probe' 'postfix alone' >"$probe"
+	pf_send "$submit" "$probe" probe@example.net probe@example.net &&
+		pf_wait_queue_empty "$dir" 20
+	is "$(pf_mbox_count "$(pf_mailbox "$dir" probe@example.net)")" 1 \
+		"postfix delivers to an mbox without the milter"
+
+	esc_start "$dir" "$ESCALATORD"
+	ok $? "escalatord starts and makes its socket"
+}
+
+# Send a-e through the milter port.
+send_all() {
+	local m=$dir/msgs
+	pf_send "$SMTP_PORT" "$m/a.eml" alice@example.com "$DESK"
+	ok $? "a: complaint with two tickets accepted"
+	pf_send "$SMTP_PORT" "$m/b.eml" bob@example.net "$DESK"
+	ok $? "b: complaint without tickets accepted"
+	pf_send "$SMTP_PORT" "$m/a.eml" alice@example.com "$DESK"
+	ok $? "c: redelivery of a accepted"
+	pf_send "$SMTP_PORT" "$m/d.eml" dave@example.com someone@example.org
+	ok $? "d: unwatched mail accepted"
+	pf_send "$SMTP_PORT" "$m/e.eml" carol@example.com \
+		someone-else@example.net "$DESK"
+	ok $? "e: unwatched plus watched recipient accepted"
+}
+
+# The desk's mailbox: every message, each with its case header.
+check_desk() {
+	local box summary ca cb ce cc
+	box=$(pf_mailbox "$dir" "$DESK")
+	summary=$(pf_mbox_summary "$box")
+	is "$(pf_mbox_count "$box")" 4 "$DESK got a, b, c and e"
+	is "$(grep -c '<e2e-complaint-a.1@' <<<"$summary" || true)" 2 \
+		"$DESK got a and its redelivery c"
+	is "$(awk -F '\t' '$2 == ""' <<<"$summary" | wc -l)" 0 \
+		"every message to $DESK carries X-Escalator-Case"
+
+	ca=$(desk_case_of '<e2e-complaint-a.1@mail.example.com>')
+	cb=$(desk_case_of '<e2e-complaint-b.1@mail.example.net>')
+	ce=$(desk_case_of '<e2e-complaint-e.1@mail.example.com>')
+	cc=$(awk -F '\t' '$1 ~ /e2e-complaint-a/ { c = $2 } END { print c }' \
+		<<<"$summary")
+	CASE_A=$ca CASE_B=$cb CASE_E=$ce
+	[[ $ca =~ ^ESC-[0-9]{4}-[0-9]{6}$ ]]
+	ok $? "a's case id looks like ESC-YYYY-NNNNNN ($ca)"
+	is "$cc" "$ca" "c carries a's case"
+	is "$(printf '%s\n' "$ca" "$cb" "$ce" | sort -u | grep -c .)" 3 \
+		"a, b and e have three distinct cases"
+}
+
+# The store: three cases, all outgoing mail sent.
+check_store() {
+	local listed
+	is "$(esc_sql "$dir" 'SELECT count(*) FROM cases;')" 3 \
+		"the store holds three cases"
+	listed=$(esc_ctl "$dir" "$ESCALATORCTL" cases 2>&1 || true)
+	is "$(grep -cE '^ESC-[0-9]{4}-[0-9]{6}' <<<"$listed" || true)" 3 \
+		"escalatorctl cases lists three cases"
+	[ "$(esc_sql "$dir" 'SELECT count(*) FROM outbox;')" -ge 3 ]
+	ok $? "the outbox holds at least three mails"
+	is "$(esc_sql "$dir" \
+		"SELECT count(*) FROM outbox WHERE state <> 'sent';")" 0 \
+		"every outbox row is sent"
+}
+
+# ack_check ADDRESS CASE DESCRIPTION PATTERN...: ADDRESS got exactly one
+# mail, from the desk, naming CASE and matching each extended PATTERN
+# (case-blind, on the decoded mail with its white space run together).
+ack_check() {
+	local addr=$1 case_id=$2 what=$3 box text flat pat
+	shift 3
+	box=$(pf_mailbox "$dir" "$addr")
+	is "$(pf_mbox_count "$box")" 1 "$what: exactly one acknowledgement"
+	text=$(pf_mbox_text "$box")
+	flat=$(tr -s '[:space:]' ' ' <<<"$text")
+	grep -q "^From: .*$DESK" <<<"$text"
+	ok $? "$what: the acknowledgement is from $DESK"
+	[ -n "$case_id" ] && grep -qF "$case_id" <<<"$text"
+	ok $? "$what: the acknowledgement names case $case_id"
+	for pat in "$@"; do
+		grep -qiE -- "$pat" <<<"$flat"
+		ok $? "$what: the acknowledgement matches /$pat/"
+	done
+}
+
+# The complainants' and the unwatched mailboxes.
+check_mailboxes() {
+	local box
+	ack_check alice@example.com "$CASE_A" a '123456' '2024-0042' \
+		'In-Reply-To: <e2e-complaint-a\.1@mail\.example\.com>'
+	ack_check bob@example.net "$CASE_B" b \
+		'ticket (numbers?|ids?|references?)'
+	ack_check carol@example.com "$CASE_E" e
+	is "$(pf_mbox_count "$(pf_mailbox "$dir" dave@example.com)")" 0 \
+		"d: no acknowledgement for unwatched mail"
+
+	box=$(pf_mailbox "$dir" someone@example.org)
+	is "$(pf_mbox_count "$box")" 1 "d: someone@example.org got it"
+	is "$(pf_mbox_summary "$box" | cut -f2)" "" \
+		"d: delivered without X-Escalator-Case"
+	box=$(pf_mailbox "$dir" someone-else@example.net)
+	is "$(pf_mbox_summary "$box" | cut -f2)" "$CASE_E" \
+		"e: the unwatched recipient's copy carries e's case"
+}
+
+main() {
+	check_able
+	dir=$(mktemp -d /tmp/escalator-e2e.XXXXXX)
+	chmod 0755 "$dir"
+	trap cleanup EXIT
+	trap 'exit 1' INT TERM HUP
+	write_messages
+
+	# Each step reports its own result; a step that cannot go on ends
+	# the test there.
+	set +e
+	start_all
+	[ "$failed" -eq 0 ] || { echo "1..$tests"; exit 1; }
+	send_all
+	wait_outbox 60
+	check_desk
+	check_store
+	check_mailboxes
+	set -e
+
+	echo "1..$tests"
+	[ "$failed" -eq 0 ] || exit 1
+}
+
+main "$@"

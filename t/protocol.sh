@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# protocol.sh: drives a real escalatord over its milter socket with
+# miltertest(8), one Lua script per behaviour (t/lua/). Also checks a
+# reload with broken rules and a clean stop. Skips (77) without
+# miltertest or sqlite3.
+set -euo pipefail
+
+src=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+build=${top_builddir:-$src}
+daemon=$build/milter/escalatord
+
+for tool in miltertest sqlite3; do
+	command -v "$tool" >/dev/null || { echo "skip: no $tool"; exit 77; }
+done
+
+work=$(mktemp -d /tmp/escalator-protocol.XXXXXX)
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A private configuration: socket, store and rules in the work dir, and a
+# fake sendmail that only records what it is given.
+cp "$src/t/rules/test-rules.yaml" "$work/rules.yaml"
+cat > "$work/sendmail" <<'SH'
+#!/bin/sh
+cat >> "$(dirname "$0")/sent.mbox"
+SH
+chmod +x "$work/sendmail"
+cat > "$work/escalator.conf" <<CONF
+socket: unix:$work/milter.sock
+socket_group: ""
+user: ""
+pidfile: $work/escalatord.pid
+database: $work/db/escalator.db
+rules: $work/rules.yaml
+templates: $src/templates
+send: $work/sendmail
+log_level: debug
+CONF
+
+"$daemon" -c "$work/escalator.conf" -f 2> "$work/log" &
+pid=$!
+for _ in $(seq 50); do [ -S "$work/milter.sock" ] && break; sleep 0.1; done
+
+n=0 failed=0
+check() {	# check DESCRIPTION COMMAND...
+	local what=$1; shift
+	n=$((n + 1))
+	if "$@" > "$work/out.$n" 2>&1; then
+		echo "ok $n - $what"
+	else
+		echo "not ok $n - $what"; sed 's/^/#   /' "$work/out.$n"
+		failed=$((failed + 1))
+	fi
+}
+script() {
+	ESCALATOR_SOCKET="unix:$work/milter.sock" LUA_DIR="$src/t/lua" \
+	    MESSAGES="$src/t/messages" miltertest -s "$src/t/lua/$1.lua"
+}
+log_has() { grep -q -- "$1" "$work/log"; }
+
+check "unwatched mail is accepted at DATA" script unwatched-accepted-at-data
+check "one watched recipient among many is processed" \
+    script watched-among-many
+check "a redelivered message keeps its case" script redelivery-same-case
+check "a message in milter wire format is read like the file" \
+    script wire-format-message
+check "each decision is logged with the queue id" log_has "MANY1: case=ESC-"
+check "the redelivery is logged as a duplicate" log_has "DUP2: case=ESC-.* duplicate"
+
+# Another process holds the write lock past the 5 s busy timeout.
+sqlite3 "$work/db/escalator.db" \
+    "BEGIN IMMEDIATE; SELECT 1;" ".shell sleep 8" "COMMIT;" >/dev/null &
+locker=$!
+sleep 0.5
+check "a locked store tempfails the message" script locked-store-tempfails
+check "the tempfail is logged with the queue id" \
+    log_has "LOCK1: case=none error: .*requeued (tempfail)"
+wait "$locker"
+check "after the lock the MTA's retry is processed" \
+    script watched-among-many
+
+# A reload with broken rules keeps the old ones.
+echo "procedures: [" >> "$work/rules.yaml"
+kill -USR1 "$pid"
+sleep 0.5
+check "a reload with broken rules is refused and logged" \
+    log_has "reload: rules .* not loaded, the old rules stay in force"
+check "mail is still processed after the refused reload" \
+    script redelivery-same-case
+
+kill -TERM "$pid"
+stopped=0
+for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || { stopped=1; break; }
+	sleep 0.1; done
+check "SIGTERM stops the daemon" test "$stopped" = 1
+wait "$pid" 2>/dev/null || true
+pid=
+check "the pid file is removed on stop" test ! -e "$work/escalatord.pid"
+
+echo "# $((n - failed)) of $n protocol checks passed"
+[ "$failed" = 0 ]
