@@ -158,7 +158,9 @@ main(int argc, char **argv)
 	if (daemon_drop_privileges(config->user, &error) < 0)
 		fail(EX_NOPERM, "start", error);
 	store = store_open(config->database, STORE_READWRITE, &error);
-	if (store == NULL)
+	if (store == NULL || store_set_synchronous(store,
+	    config->synchronous_full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
+	    &error) < 0)
 		fail(EX_UNAVAILABLE, "start", error);
 
 	shared.config = config;

@@ -7,11 +7,15 @@
  * any form but the one chosen here. Subjects and display names go
  * through a small RFC 2047 encoder: control characters become spaces,
  * runs of spaces become one, and words that are not plain printable
- * ASCII become B-encoded UTF-8 words of at most 75 characters, cut on
+ * ASCII become UTF-8 encoded-words of at most 75 characters, cut on
  * character boundaries, never empty, and always set apart by spaces, on
- * folded lines of at most 76 characters. An address with anything that
- * could end a header or add a recipient is left out of its header; the
- * sender then refuses the same address, so the row stays in the outbox.
+ * folded lines of at most 76 characters. The words are Q-encoded with
+ * the set of characters safe in a phrase, never B-encoded: GMime 3.2.13
+ * joins the payloads of adjacent B words before decoding them, so a
+ * padded word in the middle of a run cuts off the rest. An address
+ * with anything that could end a header or add a recipient is left out
+ * of its header; the sender then refuses the same address, so the row
+ * stays in the outbox.
  */
 #include <string.h>
 #include <gmime/gmime.h>
@@ -23,7 +27,7 @@
 /* RFC 2047 section 2: a line holding encoded-words, and one word. */
 #define LINE_MAX_ENCODED 76
 #define WORD_MAX 75
-#define WORD_PREFIX "=?UTF-8?B?"
+#define WORD_PREFIX "=?UTF-8?Q?"
 #define WORD_OVERHEAD (sizeof(WORD_PREFIX) - 1 + 2)
 /* A longer plain word is encoded, so that it can be split and folded. */
 #define PLAIN_WORD_MAX 60
@@ -132,17 +136,56 @@ fold_put(struct folder *f, const char *word, size_t len)
 	f->col += 1 + len;
 }
 
-/* How many bytes of whole characters from P, at most MAX, at least one. */
+/* Q encoding (RFC 2047 5(3)): these bytes stand for themselves. */
+static gboolean
+q_literal(guchar c)
+{
+	return c != '\0' && (g_ascii_isalnum(c) || strchr("!*+-/", c));
+}
+
+/* The Q-encoded width of the character at P, whose length is LEN. */
 static size_t
-utf8_prefix(const char *p, const char *end, size_t max)
+q_width(const char *p, size_t len)
+{
+	size_t width = 0;
+
+	for (size_t i = 0; i < len; i++)
+		width += q_literal((guchar)p[i]) || p[i] == ' ' ? 1 : 3;
+	return width;
+}
+
+static void
+q_append(GString *out, const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		guchar c = (guchar)p[i];
+
+		if (q_literal(c))
+			g_string_append_c(out, (char)c);
+		else if (c == ' ')
+			g_string_append_c(out, '_');
+		else
+			g_string_append_printf(out, "=%02X", c);
+	}
+}
+
+/*
+ * How many bytes of whole characters from P fit in MAX encoded
+ * characters; at least one character, so that a word is never empty.
+ */
+static size_t
+q_prefix(const char *p, const char *end, size_t max)
 {
 	const char *q = p;
+	size_t width = 0;
 
 	while (q < end) {
 		const char *next = g_utf8_next_char(q);
+		size_t w = q_width(q, (size_t)(next - q));
 
-		if ((size_t)(next - p) > max && q > p)
+		if (width + w > max && q > p)
 			break;
+		width += w;
 		q = next;
 	}
 	return (size_t)(q - p);
@@ -155,27 +198,26 @@ encode_run(struct folder *f, const char *run, size_t len)
 	const char *p = run, *end = run + len;
 
 	while (p < end) {
-		size_t room, max_bytes, take;
-		char *b64, *word;
+		size_t room, take;
+		GString *word;
 
 		/* Fold first if less than a 4-byte character fits here. */
 		room = LINE_MAX_ENCODED > f->col + 1 ?
 		    LINE_MAX_ENCODED - f->col - 1 : 0;
-		if (room < WORD_OVERHEAD + 8 && f->out->len > 0) {
+		if (room < WORD_OVERHEAD + 12 && f->out->len > 0) {
 			g_string_append_c(f->out, '\n');
 			f->col = 0;
 			room = LINE_MAX_ENCODED - 1;
 		}
 		room = MIN(room, WORD_MAX);
-		max_bytes = room > WORD_OVERHEAD ?
-		    (room - WORD_OVERHEAD) / 4 * 3 : 0;
 
-		take = utf8_prefix(p, end, max_bytes);
-		b64 = g_base64_encode((const guchar *)p, take);
-		word = g_strconcat(WORD_PREFIX, b64, "?=", NULL);
-		fold_put(f, word, strlen(word));
-		g_free(word);
-		g_free(b64);
+		take = q_prefix(p, end, room > WORD_OVERHEAD ?
+		    room - WORD_OVERHEAD : 0);
+		word = g_string_new(WORD_PREFIX);
+		q_append(word, p, take);
+		g_string_append(word, "?=");
+		fold_put(f, word->str, word->len);
+		g_string_free(word, TRUE);
 		p += take;
 	}
 }

@@ -5,9 +5,11 @@
  * or glued encoded-words), Date, Message-ID, In-Reply-To and References
  * when known, Auto-Submitted, X-Auto-Response-Suppress: All (so Exchange
  * auto-replies stay quiet), Precedence: bulk is NOT set (it is for lists),
- * X-Escalator-Case, MIME-Version and a text/plain; charset=UTF-8 body in
- * quoted-printable or 8bit as needed. Nothing from the row reaches a
- * header unencoded: CR and LF in values cannot start a new header.
+ * X-Escalator-Case, MIME-Version and a text/plain; charset=utf-8 body in
+ * 7bit, or quoted-printable if it has non-ASCII text or long lines, so
+ * the whole message is 7-bit. Nothing from the row reaches a header
+ * unencoded: controls (CR and LF among them) become spaces, and an
+ * address send_address_valid() refuses leaves its header out.
  * Lines end in LF, as sendmail(1) expects.
  */
 #ifndef ESC_COMPOSE_H

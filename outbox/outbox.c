@@ -87,7 +87,7 @@ outbox_attempt(struct store *store, const struct send_target *target,
 	char *case_id = text_printable(mail->case_id, 64);
 	char *to = text_printable(mail->recipient, TEXT_LOG_CAP);
 	GBytes *message = compose_message(mail, now);
-	GError *send_error = NULL;
+	GError *send_error = NULL, *store_error = NULL;
 	time_t next = 0;
 	char *reason = NULL;
 	int rc;
@@ -100,13 +100,14 @@ outbox_attempt(struct store *store, const struct send_target *target,
 	}
 	g_bytes_unref(message);
 
-	rc = outbox_mark(store, mail, now, next, reason, error);
-	if (rc < 0)
+	rc = outbox_mark(store, mail, now, next, reason, &store_error);
+	if (rc < 0) {
 		log_err("case=%s outbox: %s id=%" G_GINT64_FORMAT " to=<%s> "
 		    "but could not record it: %s", case_id,
 		    reason == NULL ? "sent" : "failed", mail->id, to,
-		    (*error)->message);
-	else if (reason == NULL)
+		    store_error->message);
+		g_propagate_error(error, store_error);
+	} else if (reason == NULL)
 		log_info("case=%s outbox: sent id=%" G_GINT64_FORMAT
 		    " to=<%s> attempts=%d", case_id, mail->id, to,
 		    mail->attempts + 1);

@@ -19,6 +19,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <glib-unix.h>
@@ -209,12 +211,13 @@ static char *
 output_shown(const GString *output)
 {
 	char *flat = g_strndup(output->str, output->len);
+	char *shown;
 
 	g_strstrip(flat);
 	for (char *p = flat; *p != '\0'; p++)
 		if (*p == '\n' || *p == '\r' || *p == '\t')
 			*p = ' ';
-	char *shown = text_printable(*flat != '\0' ? flat : "(no output)",
+	shown = text_printable(*flat != '\0' ? flat : "(no output)",
 	    SEND_SHOWN_CAP);
 	g_free(flat);
 	return shown;
@@ -230,17 +233,21 @@ output_add(GString *output, const char *data, size_t len)
 
 /*
  * The child's side: COMMAND with the message on stdin and stdout and
- * stderr to the parent. Only async-signal-safe calls from here on.
+ * stderr to the parent. Only async-signal-safe calls from here on, so
+ * the words for a failed exec were written before the fork.
  */
 static void G_GNUC_NORETURN
-sendmail_child(char **argv, int in_fd, int out_fd)
+sendmail_child(char **argv, int in_fd, int out_fd, const char *failed)
 {
-	static const char failed[] = "cannot execute ";
 	sigset_t none;
+	ssize_t ignored;
 
+	/* Lift both ends above 2 first, in case we run without stdio. */
 	setpgid(0, 0);
-	if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
-	    dup2(out_fd, STDERR_FILENO) < 0)
+	in_fd = fcntl(in_fd, F_DUPFD, 3);
+	out_fd = fcntl(out_fd, F_DUPFD, 3);
+	if (in_fd < 0 || out_fd < 0 || dup2(in_fd, STDIN_FILENO) < 0 ||
+	    dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0)
 		_exit(127);
 	close_range(3, ~0U, 0);
 	signal(SIGPIPE, SIG_DFL);
@@ -248,9 +255,8 @@ sendmail_child(char **argv, int in_fd, int out_fd)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	execv(argv[0], argv);
-	if (write(STDERR_FILENO, failed, sizeof(failed) - 1) > 0 &&
-	    write(STDERR_FILENO, argv[0], strlen(argv[0])) > 0)
-		(void)!write(STDERR_FILENO, "\n", 1);
+	ignored = write(STDERR_FILENO, failed, strlen(failed));
+	(void)ignored;
 	_exit(127);
 }
 
@@ -461,28 +467,32 @@ send_sendmail(const struct send_target *target, const char *sender,
 	gint64 deadline = g_get_monotonic_time() +
 	    (gint64)target->timeout * G_USEC_PER_SEC;
 	char **argv = sendmail_argv(target, sender, recipient);
+	char *failed = g_strdup_printf("cannot execute %s\n", argv[0]);
 	GString *output = g_string_new(NULL);
-	int in[2], out[2], status = 0, rc;
+	int in[2], out[2], status = 0, fork_errno, rc;
 	gboolean reaped;
 	gssize written;
 	sigset_t old;
 	pid_t pid;
 
 	if (pipes_open(in, out, error) < 0) {
+		g_free(failed);
 		g_free(argv);
 		g_string_free(output, TRUE);
 		return -1;
 	}
 
 	pid = fork();
+	fork_errno = errno;
 	if (pid == 0)
-		sendmail_child(argv, in[0], out[1]);
+		sendmail_child(argv, in[0], out[1], failed);
 	close(in[0]);
 	close(out[1]);
+	g_free(failed);
 	g_free(argv);
 	if (pid < 0) {
 		g_set_error(error, ESC_ERROR, ESC_ERROR_SEND, "fork: %s",
-		    g_strerror(errno));
+		    g_strerror(fork_errno));
 		close(in[1]);
 		close(out[0]);
 		g_string_free(output, TRUE);

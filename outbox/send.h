@@ -5,8 +5,8 @@
  *   COMMAND -i -f SENDER -- RECIPIENT
  * (COMMAND may carry options, such as "-C /etc/postfix-x"), or SMTP to a
  * loopback submission listener ("smtp:127.0.0.1:10026") without a milter.
- * Both take at most SEND_TIMEOUT seconds (unless set otherwise) and kill
- * or drop what runs longer. A failure returns -1 with
+ * Both take at most SEND_TIMEOUT seconds (unless set otherwise), then
+ * kill the command or drop the connection. A failure returns -1 with
  * ESC_ERROR_SEND and the MTA's words; the caller keeps the mail queued.
  */
 #ifndef ESC_SEND_H

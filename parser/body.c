@@ -83,6 +83,18 @@ static const char *const html_block[] = {
 	"form", "body",
 };
 
+/*
+ * Where the HTML scanner is. A search that once found no end (of a
+ * quoted value, of a hidden element) is not repeated further on: it
+ * would fail again, and repeating it would make the scan quadratic.
+ */
+struct html {
+	GString *out;
+	int pre;			/* inside <pre>: keep white space */
+	gboolean no_quote[2];		/* no '"', no '\'' from here on */
+	gboolean no_end[G_N_ELEMENTS(html_hidden)];
+};
+
 static gboolean
 word_in(const char *word, const char *const *list, size_t n)
 {
@@ -155,13 +167,19 @@ qp_decode(const guint8 *s, size_t len)
 			continue;
 		}
 
-		j = skip_blanks(s, len, i + 1);
-		if (c == '=' && (j == len || s[j] == '\n')) {
-			i = j + 1;
+		if (c == '=') {
+			j = skip_blanks(s, len, i + 1);
+			if (j < len && s[j] != '\n')
+				g_byte_array_append(out, &c, 1);
+			i = j < len && s[j] != '\n' ? i + 1 : j + 1;
 			continue;
 		}
-		j = skip_blanks(s, len, i);
-		if ((c == ' ' || c == '\t') && (j == len || s[j] == '\n')) {
+
+		/* Each run of blanks is read once, or this turns quadratic. */
+		if (c == ' ' || c == '\t') {
+			j = skip_blanks(s, len, i);
+			if (j < len && s[j] != '\n')
+				g_byte_array_append(out, s + i, (guint)(j - i));
 			i = j;
 			continue;
 		}
@@ -433,9 +451,23 @@ find_ci(const char *p, const char *needle)
 	return NULL;
 }
 
+/* The closing QUOTE of a value starting at P, or NULL. */
+static const char *
+quote_end(struct html *html, const char *p, char quote)
+{
+	gboolean *none = &html->no_quote[quote == '"' ? 0 : 1];
+	const char *close;
+
+	if (*none)
+		return NULL;
+	close = strchr(p, quote);
+	*none = close == NULL;
+	return close;
+}
+
 /* Past the '>' closing the tag whose attributes start at P. */
 static const char *
-tag_end(const char *p)
+tag_end(struct html *html, const char *p)
 {
 	const char *close;
 
@@ -448,7 +480,7 @@ tag_end(const char *p)
 
 		/* A quoted value may hold '>'; an unclosed quote may not. */
 		if ((*p == '"' || *p == '\'') &&
-		    (close = strchr(p + 1, *p)) != NULL)
+		    (close = quote_end(html, p + 1, *p)) != NULL)
 			p = close;
 		else
 			p--;
@@ -458,19 +490,25 @@ tag_end(const char *p)
 
 /* Past a hidden element's end tag, or past its start tag if none. */
 static const char *
-skip_hidden(const char *after_tag, const char *name)
+skip_hidden(struct html *html, const char *after_tag, size_t which)
 {
-	char *close = g_strconcat("</", name, NULL);
-	const char *end = find_ci(after_tag, close);
+	char *close;
+	const char *end;
 
+	if (html->no_end[which])
+		return after_tag;
+	close = g_strconcat("</", html_hidden[which], NULL);
+	end = find_ci(after_tag, close);
 	g_free(close);
-	return end != NULL ? tag_end(end) : after_tag;
+	html->no_end[which] = end == NULL;
+	return end != NULL ? tag_end(html, end) : after_tag;
 }
 
 /* Markup at P ('<'): comments and tags go; block tags break lines. */
 static const char *
-html_markup(const char *p, GString *out, int *pre)
+html_markup(struct html *html, const char *p)
 {
+	GString *out = html->out;
 	char name[16];
 	gboolean closing = p[1] == '/';
 	const char *q = p + (closing ? 2 : 1);
@@ -482,7 +520,7 @@ html_markup(const char *p, GString *out, int *pre)
 		return end != NULL ? end + 3 : p + strlen(p);
 	}
 	if (p[1] == '!' || p[1] == '?')
-		return tag_end(p + 2);
+		return tag_end(html, p + 2);
 	if (!g_ascii_isalpha(*q)) {
 		g_string_append_c(out, '<');
 		return p + 1;
@@ -492,12 +530,13 @@ html_markup(const char *p, GString *out, int *pre)
 	    n + 1 < sizeof(name))
 		name[n++] = g_ascii_tolower(*q++);
 	name[n] = '\0';
-	end = tag_end(q);
+	end = tag_end(html, q);
 
-	if (!closing && word_in(name, html_hidden, G_N_ELEMENTS(html_hidden)))
-		return skip_hidden(end, name);
+	for (size_t i = 0; i < G_N_ELEMENTS(html_hidden) && !closing; i++)
+		if (strcmp(name, html_hidden[i]) == 0)
+			return skip_hidden(html, end, i);
 	if (strcmp(name, "pre") == 0)
-		*pre = closing ? MAX(*pre - 1, 0) : *pre + 1;
+		html->pre = closing ? MAX(html->pre - 1, 0) : html->pre + 1;
 	if (strcmp(name, "br") == 0)
 		out_break(out, TRUE);
 	else if (word_in(name, html_block, G_N_ELEMENTS(html_block)))
@@ -527,30 +566,29 @@ text_tidy(const char *text)
 }
 
 char *
-body_html_to_text(const char *html)
+body_html_to_text(const char *source)
 {
-	GString *out;
-	const char *p = html;
-	int pre = 0;
+	struct html html = { .pre = 0 };
+	const char *p = source;
 	char *text;
 
-	if (html == NULL)
+	if (source == NULL)
 		return g_strdup("");
-	out = g_string_sized_new(strlen(html) / 2 + 1);
+	html.out = g_string_sized_new(strlen(source) / 2 + 1);
 
 	while (*p != '\0') {
 		if (*p == '<')
-			p = html_markup(p, out, &pre);
+			p = html_markup(&html, p);
 		else if (*p == '&')
-			p = html_entity(p, out);
-		else if (pre == 0 && strchr(" \t\r\n\f", *p) != NULL) {
-			out_space(out);
+			p = html_entity(p, html.out);
+		else if (html.pre == 0 && strchr(" \t\r\n\f", *p) != NULL) {
+			out_space(html.out);
 			p++;
 		} else
-			g_string_append_c(out, *p++);
+			g_string_append_c(html.out, *p++);
 	}
 
-	text = text_tidy(out->str);
-	g_string_free(out, TRUE);
+	text = text_tidy(html.out->str);
+	g_string_free(html.out, TRUE);
 	return text;
 }

@@ -570,6 +570,24 @@ returned_id_in_headers(GMimePart *part)
 	return id;
 }
 
+/* The Message-ID of a returned message or returned headers, or NULL. */
+static char *
+returned_id_in(GMimeObject *part)
+{
+	GMimeMessage *returned;
+
+	if (GMIME_IS_MESSAGE_PART(part)) {
+		returned = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(part));
+		return returned == NULL ? NULL : msgid_first(header_raw(
+		    GMIME_OBJECT(returned), "Message-ID"));
+	}
+	if (GMIME_IS_PART(part) && (part_is(part, "text", "rfc822-headers") ||
+	    part_is(part, "message", "global-headers")))
+		return returned_id_in_headers(GMIME_PART(part));
+	return NULL;
+}
+
 /*
  * A delivery status notification (RFC 3464): which of our messages came
  * back, from the returned message or the returned headers.
@@ -578,9 +596,8 @@ static void
 report_read(struct message *m, GMimeObject *top)
 {
 	GMimeContentType *ct = g_mime_object_get_content_type(top);
+	GMimeMultipart *report;
 	const char *type;
-	GMimeObject *child;
-	GMimeMessage *returned;
 
 	if (!GMIME_IS_MULTIPART(top) || !part_is(top, "multipart", "report"))
 		return;
@@ -589,20 +606,12 @@ report_read(struct message *m, GMimeObject *top)
 		return;
 	m->is_report = TRUE;
 
-	for (int i = 0; i < g_mime_multipart_get_count(GMIME_MULTIPART(top)) &&
-	    m->returned_id == NULL; i++) {
-		child = g_mime_multipart_get_part(GMIME_MULTIPART(top), i);
-		if (GMIME_IS_MESSAGE_PART(child)) {
-			returned = g_mime_message_part_get_message(
-			    GMIME_MESSAGE_PART(child));
-			if (returned != NULL)
-				m->returned_id = msgid_first(header_raw(
-				    GMIME_OBJECT(returned), "Message-ID"));
-		} else if (GMIME_IS_PART(child) &&
-		    (part_is(child, "text", "rfc822-headers") ||
-		    part_is(child, "message", "global-headers")))
-			m->returned_id = returned_id_in_headers(
-			    GMIME_PART(child));
+	report = GMIME_MULTIPART(top);
+	for (int i = 0; i < g_mime_multipart_get_count(report); i++) {
+		m->returned_id = returned_id_in(
+		    g_mime_multipart_get_part(report, i));
+		if (m->returned_id != NULL)
+			return;
 	}
 }
 

@@ -591,7 +591,9 @@ START_TEST(test_sendmail_missing_command)
 
 	ck_assert_int_eq(send_message(target, "a@example.com",
 	    "b@example.com", message, &error), -1);
-	ck_assert_str_contains(error->message, "exited with status 127: "
+	/* 127, unless valgrind in the child changes the status. */
+	ck_assert_str_contains(error->message, "exited with status ");
+	ck_assert_str_contains(error->message,
 	    "cannot execute /nonexistent/sendmail");
 	g_error_free(error);
 	g_bytes_unref(message);
@@ -764,11 +766,12 @@ server_run(gpointer data)
 {
 	struct smtp_server *srv = data;
 	struct timeval limit = { 5, 0 };
-	GString *line = g_string_new(NULL);
 	int fd = accept(srv->listen_fd, NULL, NULL);
+	GString *line;
 
 	if (fd < 0)
 		return NULL;
+	line = g_string_new(NULL);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
 	server_say(fd, "220 test.example ESMTP\r\n");
 	while (server_line(srv, fd, line)) {
@@ -776,8 +779,8 @@ server_run(gpointer data)
 		    (gssize)line->len - 2);
 		g_string_append_c(srv->commands, '\n');
 		if (g_str_has_prefix(line->str, "EHLO "))
-			server_say(fd, "250-test.example\r\n250-SIZE 1000000\r\n"
-			    "250 8BITMIME\r\n");
+			server_say(fd, "250-test.example\r\n"
+			    "250-SIZE 1000000\r\n250 8BITMIME\r\n");
 		else if (g_str_has_prefix(line->str, "MAIL FROM:"))
 			server_say(fd, "250 2.1.0 ok\r\n");
 		else if (g_str_has_prefix(line->str, "RCPT TO:"))

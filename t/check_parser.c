@@ -248,8 +248,9 @@ assert_clean_text(const char *name, const char *text, gboolean multiline)
 	for (p = text; *p != '\0'; p = g_utf8_next_char(p)) {
 		gunichar c = g_utf8_get_char(p);
 		gboolean allowed = multiline && (c == '\n' || c == '\t');
+		gboolean control = c < 0x20 || (c >= 0x7F && c <= 0x9F);
 
-		ck_assert_msg(allowed || !(c < 0x20 || (c >= 0x7F && c <= 0x9F)),
+		ck_assert_msg(allowed || !control,
 		    "%s: got control U+%04X in \"%s\", want none", name,
 		    (unsigned int)c, text);
 	}

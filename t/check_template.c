@@ -151,6 +151,10 @@ static const struct error_case error_cases[] = {
 	{ "same name nested", "Subject: s\n\n{{#a}}\n{{^a}}\n{{/a}}\n"
 	    "{{/a}}\n",
 	    "t.txt:4: section \"a\" opened again inside itself (line 3)" },
+	{ "nested too deep", "Subject: s\n\n{{#a}}{{#b}}{{#c}}{{#d}}{{#e}}"
+	    "{{#f}}{{#g}}{{#h}}{{#i}}{{#j}}{{#k}}{{#l}}{{#m}}{{#n}}{{#o}}"
+	    "{{#p}}{{#q}}",
+	    "t.txt:3: sections nested more than 16 deep" },
 	{ "bad UTF-8", "Subject: s\n\nok\nbad \xff\n",
 	    "t.txt:4: not valid UTF-8" },
 };

@@ -4,9 +4,10 @@
  * often as needed.
  *
  * Limits: no partials, comments, escaping or nested same-name sections;
- * a tag must open and close on one line; a file may be at most
- * TEMPLATE_MAX_SIZE bytes. A section tag alone on its line takes the
- * whole line with it, so sections do not leave blank lines behind.
+ * a tag must open and close on one line; sections nest at most
+ * TEMPLATE_MAX_DEPTH deep; a file may be at most TEMPLATE_MAX_SIZE
+ * bytes. A section tag alone on its line takes the whole line with it,
+ * so sections do not leave blank lines behind.
  * Diagnostics read "PATH:LINE: problem"; the first problem ends the
  * load, since a half-checked template is of no use to the daemon.
  */
@@ -24,6 +25,7 @@
 
 #define TEMPLATE_MAX_SIZE (64 * 1024)
 #define TEMPLATE_MAX_NAME 64
+#define TEMPLATE_MAX_DEPTH 16
 
 enum node_kind { NODE_TEXT, NODE_VARIABLE, NODE_SECTION, NODE_INVERTED };
 
@@ -176,13 +178,20 @@ parse_section(struct parser *ps, struct node *node, int line,
     const struct open_section *open)
 {
 	struct open_section here = { node->text, line, open };
+	int depth = 1;
 
-	for (const struct open_section *o = open; o != NULL; o = o->outer)
+	for (const struct open_section *o = open; o != NULL; o = o->outer) {
 		if (strcmp(o->name, node->text) == 0) {
 			parser_fail(ps, line, "section \"%s\" opened again "
 			    "inside itself (line %d)", node->text, o->line);
 			return -1;
 		}
+		if (++depth > TEMPLATE_MAX_DEPTH) {
+			parser_fail(ps, line, "sections nested more than %d "
+			    "deep", TEMPLATE_MAX_DEPTH);
+			return -1;
+		}
+	}
 
 	switch (parse_nodes(ps, node->children, &here)) {
 	case 1:

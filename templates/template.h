@@ -6,9 +6,10 @@
  *   {{name}}            the value of variable NAME ("" if unset)
  *   {{#name}}...{{/name}}  the text between, only if NAME is non-empty
  *   {{^name}}...{{/name}}  the text between, only if NAME is empty
- * Sections do not nest with the same name. Anything else between "{{"
- * and "}}" is an error naming the file and line. Values are inserted as
- * they are; the composer encodes the subject for its header.
+ * Sections do not nest with the same name. A section tag alone on its
+ * line (blanks aside) takes the line with it. Anything else between
+ * "{{" and "}}" is an error naming the file and line. Values are
+ * inserted as they are; the composer encodes the subject for its header.
  */
 #ifndef ESC_TEMPLATE_H
 #define ESC_TEMPLATE_H

@@ -403,13 +403,15 @@ esc_conf() {
 # pid in ESC_PID, and wait up to 20 s for its socket. ESC_DETACH=1 puts
 # it in a session of its own, to outlive the calling script.
 esc_start() {
-	local dir=$1 bin=$2 conf sock
+	local dir=$1 bin=$2 conf sock out
 	conf=$(esc_conf "$dir")
 	sock=$dir/escalator/run/escalatord.sock
-	"$bin" -c "$conf" -n || {
-		pf_err "escalatord -n rejects $conf"
+	out=$("$bin" -c "$conf" -n 2>&1) || {
+		pf_err "escalatord -n rejects $conf:"
+		printf '%s\n' "$out" >&2
 		return 1
 	}
+	printf '%s\n' "$out" | sed 's/^/# /'
 	if [ "${ESC_DETACH:-0}" = 1 ]; then
 		setsid "$bin" -c "$conf" -f </dev/null \
 			>"$dir/escalator/escalatord.log" 2>&1 &
