@@ -19,6 +19,8 @@
 #include "parser/message.h"
 #include "rules/engine.h"
 
+#define CASE_HEADER "X-Escalator-Case"
+
 struct connection {
 	unsigned long noreply;	/* SMFIP_NR_* flags agreed with the MTA */
 	gboolean can_skip;	/* SMFIP_SKIP agreed */
@@ -35,6 +37,7 @@ struct message_context {
 	GString *data;		/* the message as rebuilt from the milter */
 	gboolean body_started;
 	gboolean truncated;
+	int forged_headers;	/* X-Escalator-Case from outside */
 };
 
 static struct milter_shared *shared;
@@ -139,7 +142,7 @@ on_negotiate(SMFICTX *ctx, unsigned long actions, unsigned long steps,
 
 	(void)unused2;
 	(void)unused3;
-	*actions_r = actions & SMFIF_ADDHDRS;
+	*actions_r = actions & (SMFIF_ADDHDRS | SMFIF_CHGHDRS);
 	*steps_r = steps & (skip | noreply | SMFIP_HDR_LEADSPC | SMFIP_SKIP);
 	*unused2_r = 0;
 	*unused3_r = 0;
@@ -226,6 +229,8 @@ on_header(SMFICTX *ctx, char *name, char *value)
 
 	if (m == NULL || m->data == NULL)
 		return stage_reply(conn, SMFIP_NR_HDR);
+	if (g_ascii_strcasecmp(name, CASE_HEADER) == 0)
+		m->forged_headers++;
 	collect(m, name, strlen(name));
 	/* With HDR_LEADSPC the value keeps its own leading space. */
 	collect(m, ":", 1);
@@ -295,10 +300,11 @@ run_engine(SMFICTX *ctx, struct message_context *m, struct rules *rules)
 		status = on_failure(ctx, m, error->message);
 		g_error_free(error);
 	} else {
-		/* XXX: a forged X-Escalator-Case from the sender is left in
-		 * place; ours is added after it. */
+		/* Only our own case header may reach the mailbox. */
+		for (int i = m->forged_headers; i > 0; i--)
+			smfi_chgheader(ctx, CASE_HEADER, i, NULL);
 		if (out.case_id != NULL)
-			smfi_addheader(ctx, "X-Escalator-Case", out.case_id);
+			smfi_addheader(ctx, CASE_HEADER, out.case_id);
 		if (out.ack_to != NULL && shared->outbox_wake != NULL)
 			shared->outbox_wake();
 		outcome_clear(&out);
@@ -349,7 +355,7 @@ on_close(SMFICTX *ctx)
 static struct smfiDesc filter = {
 	.xxfi_name = "escalatord",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
 	.xxfi_envfrom = on_envfrom,
 	.xxfi_envrcpt = on_envrcpt,
 	.xxfi_header = on_header,

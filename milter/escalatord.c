@@ -140,6 +140,9 @@ main(int argc, char **argv)
 	if (opt.check_only) {
 		printf("configuration %s and rules %s OK\n", config->path,
 		    config->rules);
+		rules_unref(&rules);
+		send_target_free(&target);
+		config_free(&config);
 		return EX_OK;
 	}
 

@@ -36,7 +36,7 @@ struct message {
 	char *precedence;	/* Precedence value; NULL if none */
 	char *list_id;		/* List-Id value; NULL if none */
 	char *body;		/* text/plain preferred, else text of HTML */
-	gboolean is_report;	/* multipart/report; report-type=delivery-status */
+	gboolean is_report;	/* a delivery-status report */
 	char *returned_id;	/* in a DSN: Message-ID of the returned mail */
 	char *digest;		/* hex SHA-256 of from, date, subject, body */
 };

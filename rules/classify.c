@@ -78,7 +78,8 @@ static const char *
 canonical_command(const struct rules *rules, const char *word, size_t len)
 {
 	for (char **w = rules->command_words; *w != NULL; w++)
-		if (strlen(*w) == len && g_ascii_strncasecmp(*w, word, len) == 0)
+		if (strlen(*w) == len &&
+		    g_ascii_strncasecmp(*w, word, len) == 0)
 			return *w;
 	return NULL;
 }

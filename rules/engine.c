@@ -427,6 +427,7 @@ fill_outcome(struct run *run, const struct procedure *proc)
 
 	out->procedure = g_strdup(proc->name);
 	g_ptr_array_add(run->cls.tickets, NULL);
+	g_strfreev(out->tickets);
 	out->tickets = g_strdupv((char **)run->cls.tickets->pdata);
 	g_ptr_array_remove_index(run->cls.tickets,
 	    run->cls.tickets->len - 1);
@@ -451,8 +452,10 @@ engine_process(const struct rules *rules, struct store *store, time_t now,
 		out->kind = OUTCOME_NOT_WATCHED;
 		return 0;
 	}
-	if (store_begin(store, error) < 0)
+	if (store_begin(store, error) < 0) {
+		outcome_clear(out);
 		return -1;
+	}
 
 	key = dedupe_key(msg);
 	rc = store_message_seen(store, key, &seen_case, error);
@@ -481,6 +484,8 @@ engine_process(const struct rules *rules, struct store *store, time_t now,
 		log_outcome(&run);
 	classification_clear(&run.cls);
 	g_free(key);
+	if (rc < 0)
+		outcome_clear(out);
 	return rc < 0 ? -1 : 0;
 }
 

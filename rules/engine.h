@@ -20,7 +20,7 @@
 
 struct envelope {
 	const char *queue_id;	/* MTA queue id, for logs; NULL: NOQUEUE */
-	const char *sender;	/* MAIL FROM without <>; "" is the null sender */
+	const char *sender;	/* MAIL FROM without <>; "": null sender */
 	char **recipients;	/* RCPT TO addresses, NULL-terminated */
 	const char *auth_user;	/* SMTP AUTH name, or NULL */
 };
@@ -45,9 +45,10 @@ struct outcome {
 };
 
 /*
- * Process MSG under RULES at time NOW. 0 on success with OUT filled;
- * -1 if the store failed (ESC_ERROR_BUSY when locked): nothing was
- * stored and the caller decides between tempfail and accept.
+ * Process MSG under RULES at time NOW. 0 on success with OUT filled
+ * (free it with outcome_clear); -1 if the store failed (ESC_ERROR_BUSY
+ * when locked): nothing was stored, OUT holds nothing, and the caller
+ * decides between tempfail and accept.
  */
 int engine_process(const struct rules *rules, struct store *store,
     time_t now, gboolean dry_run, const struct envelope *env,

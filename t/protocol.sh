@@ -68,17 +68,28 @@ check "one watched recipient among many is processed" \
 check "a redelivered message keeps its case" script redelivery-same-case
 check "a message in milter wire format is read like the file" \
     script wire-format-message
+check "a forged case header from the sender is removed" \
+    script forged-case-header-removed
 check "each decision is logged with the queue id" log_has "MANY1: case=ESC-"
 check "the redelivery is logged as a duplicate" log_has "DUP2: case=ESC-.* duplicate"
 
-# Another process holds the write lock past the 5 s busy timeout.
-sqlite3 "$work/db/escalator.db" \
-    "BEGIN IMMEDIATE; SELECT 1;" ".shell sleep 8" "COMMIT;" >/dev/null &
+# Another process holds the write lock, past the 5 s busy timeout, until
+# this script lets it go: sqlite3 reads its commands from a fifo.
+mkfifo "$work/lock.fifo"
+sqlite3 "$work/db/escalator.db" < "$work/lock.fifo" >/dev/null 2>&1 &
 locker=$!
-sleep 0.5
+exec 3> "$work/lock.fifo"
+printf '.timeout 10000\nBEGIN IMMEDIATE;\n' >&3
+for _ in $(seq 200); do
+	sqlite3 "$work/db/escalator.db" "BEGIN IMMEDIATE; ROLLBACK;" \
+	    >/dev/null 2>&1 || break
+	sleep 0.05
+done
 check "a locked store tempfails the message" script locked-store-tempfails
 check "the tempfail is logged with the queue id" \
     log_has "LOCK1: case=none error: .*requeued (tempfail)"
+printf 'COMMIT;\n' >&3
+exec 3>&-
 wait "$locker"
 check "after the lock the MTA's retry is processed" \
     script watched-among-many
@@ -97,8 +108,14 @@ stopped=0
 for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || { stopped=1; break; }
 	sleep 0.1; done
 check "SIGTERM stops the daemon" test "$stopped" = 1
-wait "$pid" 2>/dev/null || true
+status=0
+wait "$pid" 2>/dev/null || status=$?
 pid=
+# Under ASan a leak or memory error also makes the exit status non-zero.
+check "the daemon exits with status 0" test "$status" = 0
+check "no sanitizer report in the daemon's log" \
+    bash -c "! grep -E 'Sanitizer|runtime error' '$work/log'"
+
 check "the pid file is removed on stop" test ! -e "$work/escalatord.pid"
 
 echo "# $((n - failed)) of $n protocol checks passed"
