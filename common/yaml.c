@@ -21,8 +21,9 @@ collect_syntax_errors(struct yaml_file *file, struct fy_diag *diag)
 	while ((err = fy_diag_errors_iterate(diag, &iter)) != NULL) {
 		if (err->type < FYET_ERROR)
 			continue;
+		/* Unlike marks, collected errors count from 1 already. */
 		g_ptr_array_add(file->errors, g_strdup_printf("%s:%d:%d: %s",
-		    file->path, err->line + 1, err->column + 1, err->msg));
+		    file->path, err->line, err->column, err->msg));
 	}
 }
 
