@@ -41,9 +41,14 @@ send: $work/sendmail
 log_level: debug
 CONF
 
-"$daemon" -c "$work/escalator.conf" -f 2> "$work/log" &
-pid=$!
-for _ in $(seq 50); do [ -S "$work/milter.sock" ] && break; sleep 0.1; done
+start_daemon() {
+	"$daemon" -c "$work/escalator.conf" -f 2>> "$work/log" &
+	pid=$!
+	for _ in $(seq 50); do [ -S "$work/milter.sock" ] && break
+		sleep 0.1; done
+}
+
+start_daemon
 
 n=0 failed=0
 check() {	# check DESCRIPTION COMMAND...
@@ -57,10 +62,32 @@ check() {	# check DESCRIPTION COMMAND...
 	fi
 }
 script() {
-	ESCALATOR_SOCKET="unix:$work/milter.sock" LUA_DIR="$src/t/lua" \
+	EXPECT=${EXPECT:-} ESCALATOR_SOCKET="unix:$work/milter.sock" \
+	    LUA_DIR="$src/t/lua" \
 	    MESSAGES="$src/t/messages" miltertest -s "$src/t/lua/$1.lua"
 }
 log_has() { grep -q -- "$1" "$work/log"; }
+
+# Another process holds the write lock, past the 5 s busy timeout, until
+# release_lock: sqlite3 reads its commands from a fifo.
+hold_lock() {
+	rm -f "$work/lock.fifo"
+	mkfifo "$work/lock.fifo"
+	sqlite3 "$work/db/escalator.db" < "$work/lock.fifo" >/dev/null 2>&1 &
+	locker=$!
+	exec 3> "$work/lock.fifo"
+	printf '.timeout 10000\nBEGIN IMMEDIATE;\n' >&3
+	for _ in $(seq 200); do
+		sqlite3 "$work/db/escalator.db" "BEGIN IMMEDIATE; ROLLBACK;" \
+		    >/dev/null 2>&1 || break
+		sleep 0.05
+	done
+}
+release_lock() {
+	printf 'COMMIT;\n' >&3
+	exec 3>&-
+	wait "$locker"
+}
 
 check "unwatched mail is accepted at DATA" script unwatched-accepted-at-data
 check "one watched recipient among many is processed" \
@@ -73,24 +100,11 @@ check "a forged case header from the sender is removed" \
 check "each decision is logged with the queue id" log_has "MANY1: case=ESC-"
 check "the redelivery is logged as a duplicate" log_has "DUP2: case=ESC-.* duplicate"
 
-# Another process holds the write lock, past the 5 s busy timeout, until
-# this script lets it go: sqlite3 reads its commands from a fifo.
-mkfifo "$work/lock.fifo"
-sqlite3 "$work/db/escalator.db" < "$work/lock.fifo" >/dev/null 2>&1 &
-locker=$!
-exec 3> "$work/lock.fifo"
-printf '.timeout 10000\nBEGIN IMMEDIATE;\n' >&3
-for _ in $(seq 200); do
-	sqlite3 "$work/db/escalator.db" "BEGIN IMMEDIATE; ROLLBACK;" \
-	    >/dev/null 2>&1 || break
-	sleep 0.05
-done
-check "a locked store tempfails the message" script locked-store-tempfails
+hold_lock
+check "a locked store tempfails the message" script locked-store
 check "the tempfail is logged with the queue id" \
     log_has "LOCK1: case=none error: .*requeued (tempfail)"
-printf 'COMMIT;\n' >&3
-exec 3>&-
-wait "$locker"
+release_lock
 check "after the lock the MTA's retry is processed" \
     script watched-among-many
 
@@ -117,6 +131,18 @@ check "no sanitizer report in the daemon's log" \
     bash -c "! grep -E 'Sanitizer|runtime error' '$work/log'"
 
 check "the pid file is removed on stop" test ! -e "$work/escalatord.pid"
+
+# With on_error: accept, the same fault lets the mail through, uncased.
+echo "on_error: accept" >> "$work/escalator.conf"
+cp "$src/t/rules/test-rules.yaml" "$work/rules.yaml"
+start_daemon
+hold_lock
+EXPECT=accept check "with on_error: accept a locked store accepts" \
+    script locked-store
+check "the accept is logged with the queue id" \
+    log_has "LOCK2: case=none error: .*accepted without a case"
+release_lock
+kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=
 
 echo "# $((n - failed)) of $n protocol checks passed"
 [ "$failed" = 0 ]
