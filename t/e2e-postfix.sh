@@ -315,6 +315,30 @@ check_mailboxes() {
 		"e: the unwatched recipient's copy carries e's case"
 }
 
+# The hard message 14 through the real MTA: a subject folded with TAB,
+# a 1,500-byte header line and a ticket across the 65,535-byte body
+# chunk edge. Its tag [ESC-42] names no case here, so it opens one (its
+# staff sender gets no acknowledgement); the case must show what the
+# same file gives escalatorctl: subject and ticket.
+check_wire_message() {
+	local msg=$top_srcdir/t/messages/14-milter-wire-format.eml case_id
+	pf_send "$SMTP_PORT" "$msg" ana.lindqvist@example.org "$DESK"
+	ok $? "14: the wire-format message is accepted"
+	pf_wait_queue_empty "$dir" 30 || true
+	case_id=$(desk_case_of '<wire-test-1@mua.example.org>')
+	[[ $case_id =~ ^ESC-[0-9]{4}-[0-9]{6}$ ]]
+	ok $? "14: delivered to $DESK with its case header ($case_id)"
+	is "$(esc_sql "$dir" "SELECT subject FROM cases WHERE id = \
+		'$case_id';")" "[ESC-42] ESCALATE" \
+		"14: the folded subject is read whole"
+	is "$(esc_sql "$dir" "SELECT group_concat(ticket) FROM case_tickets \
+		WHERE case_id = '$case_id';")" "2024-0042" \
+		"14: the ticket across the chunk edge is found"
+	is "$(pf_mbox_count "$(pf_mailbox "$dir" \
+		ana.lindqvist@example.org)")" 0 \
+		"14: no acknowledgement to a staff sender"
+}
+
 main() {
 	check_able
 	dir=$(mktemp -d /tmp/escalator-e2e.XXXXXX)
@@ -333,6 +357,7 @@ main() {
 	check_desk
 	check_store
 	check_mailboxes
+	check_wire_message
 	set -e
 
 	echo "1..$tests"
