@@ -18,7 +18,8 @@ enum esc_error_code {
 	ESC_ERROR_BUSY,		/* database locked: worth retrying */
 	ESC_ERROR_LIMIT,	/* an input limit or match budget was hit */
 	ESC_ERROR_IO,		/* a system call failed */
-	ESC_ERROR_SEND,		/* handing mail to the MTA failed */
+	ESC_ERROR_SEND,		/* handing mail to the MTA failed: retry */
+	ESC_ERROR_REJECTED,	/* the MTA refused the mail for good */
 };
 
 GQuark esc_error_quark(void);

@@ -68,7 +68,7 @@ log_failure(const struct outgoing *mail, time_t now, time_t next,
     const char *case_id, const char *to, const char *reason)
 {
 	if (next == 0)
-		log_warn("case=%s outbox: gave up id=%" G_GINT64_FORMAT
+		log_warn("case=%s outbox: failed id=%" G_GINT64_FORMAT
 		    " to=<%s> attempts=%d age=%llds limit=%ds: %s", case_id,
 		    mail->id, to, mail->attempts + 1,
 		    (long long)(now - mail->created), OUTBOX_MAX_AGE, reason);
@@ -95,7 +95,9 @@ outbox_attempt(struct store *store, const struct send_target *target,
 	if (send_message(target, mail->sender, mail->recipient, message,
 	    &send_error) < 0) {
 		reason = text_printable(send_error->message, 1000);
-		next = outbox_retry_at(mail, now);
+		/* Refused for good (5xx, unknown user): no retry. */
+		next = g_error_matches(send_error, ESC_ERROR,
+		    ESC_ERROR_REJECTED) ? 0 : outbox_retry_at(mail, now);
 		g_error_free(send_error);
 	}
 	g_bytes_unref(message);

@@ -2,7 +2,9 @@
  * outbox.h: one pass over the outbox: every row due now is composed,
  * handed to the MTA, and marked sent, or kept for a retry with back-off
  * (1, 5, 15, 30 minutes, then hourly) until OUTBOX_MAX_AGE, after which
- * the row is marked failed and stays visible. Each decision is logged
+ * the row is marked failed and stays visible. A mail the MTA refuses for
+ * good (a 5xx reply, a sendmail exit such as EX_NOUSER, an address we
+ * will not hand over) is marked failed at once. Each decision is logged
  * with the case id. Nothing is dropped silently.
  *
  * outbox_run() is called by the daemon's outbox thread and by

@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <unistd.h>
 #include <glib-unix.h>
 #include <arpa/inet.h>
@@ -385,6 +386,14 @@ sendmail_argv(const struct send_target *target, const char *sender,
 	return argv;
 }
 
+/* sendmail(1) exit codes (sysexits) that a retry will not change. */
+static gboolean
+exit_is_permanent(int status)
+{
+	return status == EX_USAGE || status == EX_DATAERR ||
+	    status == EX_NOUSER || status == EX_NOHOST || status == EX_NOPERM;
+}
+
 static int
 sendmail_result(const struct send_target *target, int status,
     gboolean reaped, gssize written, gsize len, const GString *output,
@@ -402,8 +411,10 @@ sendmail_result(const struct send_target *target, int status,
 		g_set_error(error, ESC_ERROR, ESC_ERROR_SEND, "%s: killed by "
 		    "signal %d: %s", cmd, WTERMSIG(status), shown);
 	else if (WEXITSTATUS(status) != 0)
-		g_set_error(error, ESC_ERROR, ESC_ERROR_SEND, "%s: exited "
-		    "with status %d: %s", cmd, WEXITSTATUS(status), shown);
+		g_set_error(error, ESC_ERROR, exit_is_permanent(
+		    WEXITSTATUS(status)) ? ESC_ERROR_REJECTED : ESC_ERROR_SEND,
+		    "%s: exited with status %d: %s", cmd, WEXITSTATUS(status),
+		    shown);
 	else if ((gsize)written != len)
 		g_set_error(error, ESC_ERROR, ESC_ERROR_SEND, "%s: read only "
 		    "%zd of %zu bytes of the message: %s", cmd, written, len,
@@ -701,6 +712,12 @@ smtp_step(struct smtp *s, const char *step, const char *command,
 		char *shown = output_shown(text);
 
 		smtp_fail(s, error, "%s: %s", step, shown);
+		/* A 5xx reply to the mail itself will not change on a
+		 * retry; one to the greeting or EHLO is more likely a
+		 * listener set up wrong, which an admin can mend. */
+		if (code / 100 == 5 && error != NULL && *error != NULL &&
+		    strcmp(step, "greeting") != 0 && strcmp(step, "HELO") != 0)
+			(*error)->code = ESC_ERROR_REJECTED;
 		g_free(shown);
 		code = -1;
 	}
@@ -815,7 +832,7 @@ address_refused(const char *which, const char *address, GError **error)
 {
 	char *shown = text_printable(address, 80);
 
-	g_set_error(error, ESC_ERROR, ESC_ERROR_SEND, "%s address refused: "
+	g_set_error(error, ESC_ERROR, ESC_ERROR_REJECTED, "%s address refused: "
 	    "\"%s\"", which, shown);
 	g_free(shown);
 	return -1;

@@ -613,7 +613,7 @@ START_TEST(test_send_refuses_bad_address)
 	ck_assert_int_eq(send_message(target, "a@example.com",
 	    "b@example.com\r\nRCPT TO:<v@example.com>", message, &error),
 	    -1);
-	ck_assert_int_eq(error->code, ESC_ERROR_SEND);
+	ck_assert_int_eq(error->code, ESC_ERROR_REJECTED);
 	ck_assert_str_eq(error->message, "recipient address refused: "
 	    "\"b@example.com??RCPT TO:<v@example.com>\"");
 	argv = read_in(dir, "argv");
@@ -909,6 +909,25 @@ START_TEST(test_smtp_451)
 }
 END_TEST
 
+START_TEST(test_smtp_550_is_permanent)
+{
+	struct smtp_server *srv = server_start("550 5.1.1 no such user\r\n");
+	struct send_target *target = smtp_target(srv);
+	GBytes *message = g_bytes_new_static("Subject: t\n\nx\n", 14);
+	GError *error = NULL;
+
+	ck_assert_int_eq(send_message(target, "escalation@esc.example",
+	    "ann@example.com", message, &error), -1);
+	ck_assert_msg(error->code == ESC_ERROR_REJECTED, "got code %d, want "
+	    "ESC_ERROR_REJECTED: %s", error->code, error->message);
+	server_join(srv);
+	g_error_free(error);
+	g_bytes_unref(message);
+	send_target_free(&target);
+	server_free(srv);
+}
+END_TEST
+
 START_TEST(test_smtp_nobody_listening)
 {
 	struct smtp_server *srv = server_start("250 ok\r\n");
@@ -1120,6 +1139,31 @@ START_TEST(test_run_failure_keeps_queued)
 }
 END_TEST
 
+/* The MTA refuses for good (sendmail's EX_NOUSER): failed at once. */
+START_TEST(test_run_permanent_refusal_fails_at_once)
+{
+	struct run_fixture fx = run_setup();
+	char *fake = fake_script(fx.dir, "sendmail",
+	    "cat >/dev/null; echo 'user unknown' >&2; exit 67");
+	struct send_target *target = target_for(fake);
+	gint64 id = run_queue(fx.store, "ack.1@esc.example", NOW - 10);
+	struct row_state row;
+	char *log;
+
+	ck_assert_int_eq(run_pass(fx.store, target, NOW, &log), 1);
+	row = run_row(fx.store, id);
+	ck_assert_int_eq(row.state, OUTGOING_FAILED);
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_str_contains(row.last_error, "status 67: user unknown");
+	ck_assert_str_contains(log, "outbox: failed id=");
+	g_free(row.last_error);
+	g_free(log);
+	send_target_free(&target);
+	g_free(fake);
+	run_teardown(&fx);
+}
+END_TEST
+
 START_TEST(test_run_gives_up_after_max_age)
 {
 	struct run_fixture fx = run_setup();
@@ -1137,8 +1181,8 @@ START_TEST(test_run_gives_up_after_max_age)
 	ck_assert_int_eq(row.state, OUTGOING_FAILED);
 	ck_assert_int_eq(row.attempts, 1);
 	g_free(row.last_error);
-	ck_assert_str_contains(log, "warning: case=" CASE_ID " outbox: gave "
-	    "up id=");
+	ck_assert_str_contains(log, "warning: case=" CASE_ID " outbox: failed "
+	    "id=");
 	ck_assert_str_contains(log, "age=432000s limit=432000s");
 
 	/* A row near the limit gets one last try at the limit. */
@@ -1197,12 +1241,14 @@ outbox_suite(void)
 	    G_N_ELEMENTS(target_cases));
 	tcase_add_test(send, test_smtp_envelope_and_dots);
 	tcase_add_test(send, test_smtp_451);
+	tcase_add_test(send, test_smtp_550_is_permanent);
 	tcase_add_test(send, test_smtp_nobody_listening);
 	tcase_set_timeout(send, 30);
 	suite_add_tcase(suite, send);
 
 	tcase_add_test(run, test_run_sends_and_marks_sent);
 	tcase_add_test(run, test_run_failure_keeps_queued);
+	tcase_add_test(run, test_run_permanent_refusal_fails_at_once);
 	tcase_add_test(run, test_run_gives_up_after_max_age);
 	tcase_add_test(run, test_backoff);
 	suite_add_tcase(suite, run);
