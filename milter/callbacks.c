@@ -274,6 +274,18 @@ on_failure(SMFICTX *ctx, struct message_context *m, const char *why)
 	return SMFIS_TEMPFAIL;
 }
 
+/* With HDR_LEADSPC agreed, the MTA adds no space after the colon. */
+static void
+add_case_header(SMFICTX *ctx, const char *case_id)
+{
+	struct connection *conn = connection_of(ctx);
+	char *value = g_strconcat(conn->leading_space ? " " : "", case_id,
+	    NULL);
+
+	smfi_addheader(ctx, CASE_HEADER, value);
+	g_free(value);
+}
+
 static sfsistat
 run_engine(SMFICTX *ctx, struct message_context *m, struct rules *rules)
 {
@@ -304,7 +316,7 @@ run_engine(SMFICTX *ctx, struct message_context *m, struct rules *rules)
 		for (int i = m->forged_headers; i > 0; i--)
 			smfi_chgheader(ctx, CASE_HEADER, i, NULL);
 		if (out.case_id != NULL)
-			smfi_addheader(ctx, CASE_HEADER, out.case_id);
+			add_case_header(ctx, out.case_id);
 		if (out.ack_to != NULL && shared->outbox_wake != NULL)
 			shared->outbox_wake();
 		outcome_clear(&out);

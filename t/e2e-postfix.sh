@@ -246,6 +246,8 @@ check_desk() {
 		"$DESK got a and its redelivery c"
 	is "$(awk -F '\t' '$2 == ""' <<<"$summary" | wc -l)" 0 \
 		"every message to $DESK carries X-Escalator-Case"
+	is "$(grep -c '^X-Escalator-Case: ESC-' "$box")" 4 \
+		"the case header is written 'X-Escalator-Case: ESC-...'"
 
 	ca=$(desk_case_of '<e2e-complaint-a.1@mail.example.com>')
 	cb=$(desk_case_of '<e2e-complaint-b.1@mail.example.net>')
