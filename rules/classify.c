@@ -22,26 +22,32 @@ warn(struct classification *out, GError *error)
 	g_error_free(error);
 }
 
+/*
+ * The subject without its reply prefixes and gateway tags, stripped one
+ * at a time from the start, then cut to the rules' subject_scan bytes
+ * on a character boundary.
+ */
 static char *
 strip_prefixes(const struct rules *rules, const char *subject,
     struct classification *out)
 {
-	size_t len = strlen(subject), start, end;
+	size_t len = strlen(subject), offset = 0, start, end;
 	GError *error = NULL;
 	int rc;
 
-	/* Keep the scan bounded, cut on a character boundary. */
+	while ((rc = pattern_find(rules, &rules->reply_prefix, subject, len,
+	    offset, 0, &start, &end, &error)) == 1 && end > offset)
+		offset = end;
+	if (rc < 0)
+		warn(out, error);
+
+	subject += offset;
+	len -= offset;
 	if (len > (size_t)rules->subject_scan) {
 		const char *cut = g_utf8_find_prev_char(subject,
 		    subject + rules->subject_scan + 1);
 		len = cut != NULL ? (size_t)(cut - subject) : 0;
 	}
-	rc = pattern_find(rules, &rules->reply_prefix, subject, len, 0, 0,
-	    &start, &end, &error);
-	if (rc < 0)
-		warn(out, error);
-	if (rc == 1 && start == 0)
-		return g_strndup(subject + end, len - end);
 	return g_strndup(subject, len);
 }
 
@@ -116,20 +122,29 @@ find_command(const struct rules *rules, struct classification *out,
 		out->command_text = g_strdup(s + end);
 }
 
-static void
-add_ticket(struct classification *out, const char *text, size_t len)
+/* FALSE once the rules' limit of tickets per message is reached. */
+static gboolean
+add_ticket(const struct rules *rules, struct classification *out,
+    const char *text, size_t len)
 {
-	char *ticket = g_strndup(text, len);
+	for (guint i = 0; i < out->tickets->len; i++) {
+		const char *known = out->tickets->pdata[i];
 
-	for (guint i = 0; i < out->tickets->len; i++)
-		if (strcmp(out->tickets->pdata[i], ticket) == 0) {
-			g_free(ticket);
-			return;
-		}
-	g_ptr_array_add(out->tickets, ticket);
+		if (strlen(known) == len && memcmp(known, text, len) == 0)
+			return TRUE;
+	}
+	if (out->tickets->len >= (guint)rules->ticket_limit) {
+		g_ptr_array_add(out->warnings, g_strdup_printf("tickets: more "
+		    "than %d in the message, the rest ignored",
+		    rules->ticket_limit));
+		return FALSE;
+	}
+	g_ptr_array_add(out->tickets, g_strndup(text, len));
+	return TRUE;
 }
 
-static void
+/* FALSE when the ticket limit stopped the search. */
+static gboolean
 find_tickets_in(const struct rules *rules, struct classification *out,
     const char *text)
 {
@@ -143,8 +158,9 @@ find_tickets_in(const struct rules *rules, struct classification *out,
 
 		while ((rc = pattern_find(rules, pat, text, len, offset, 1,
 		    &start, &end, &error)) == 1) {
-			if (end > start)
-				add_ticket(out, text + start, end - start);
+			if (end > start && !add_ticket(rules, out,
+			    text + start, end - start))
+				return FALSE;
 			offset = end > offset ? end : offset + 1;
 			if (offset > len)
 				break;
@@ -156,6 +172,7 @@ find_tickets_in(const struct rules *rules, struct classification *out,
 		if (rc < 0)
 			warn(out, error);
 	}
+	return TRUE;
 }
 
 static gboolean
@@ -234,8 +251,8 @@ classify_message(const struct rules *rules, const struct message *msg,
 	find_tag(rules, out, &tag_start, &tag_end);
 	if (out->case_ref != NULL)
 		find_command(rules, out, tag_start, tag_end);
-	find_tickets_in(rules, out, out->subject);
-	find_tickets_in(rules, out, msg->body);
+	if (find_tickets_in(rules, out, out->subject))
+		find_tickets_in(rules, out, msg->body);
 	find_automatic(msg, envelope_from, out);
 
 	out->answers_us = id_is_ours(rules, msg->in_reply_to);

@@ -402,8 +402,10 @@ log_outcome(const struct run *run)
 	const struct outcome *out = run->out;
 	char *from = text_printable(run->msg->from, 100);
 	char *id = text_printable(run->msg->message_id, 100);
-	char *tickets = g_strjoinv(",", out->tickets);
+	char *joined = g_strjoinv(",", out->tickets);
+	char *tickets = text_printable(joined, TEXT_LOG_CAP);
 
+	g_free(joined);
 	log_info("%s: case=%s %s: procedure=%s from=<%s> message-id=<%s> "
 	    "tickets=%s command=%s ack=%s%s%s", run->qid,
 	    out->case_id ? out->case_id : "none", outcome_name(out->kind),

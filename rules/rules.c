@@ -34,7 +34,7 @@ static const char *const procedure_keys[] = { "case_id", "tag",
 static const char *const mailbox_keys[] = { "address", "procedure", NULL };
 static const char *const ticket_keys[] = { "pattern", NULL };
 static const char *const limit_keys[] = { "acknowledgements",
-	"acknowledgement_window", "subject_scan", NULL };
+	"acknowledgement_window", "subject_scan", "tickets", NULL };
 
 /* Compile SOURCE into PAT; a bad pattern is reported at NODE. */
 static void
@@ -445,11 +445,13 @@ load_subject_words(struct loader *ld)
 	    g_strdup("");
 	char *source;
 
-	source = g_strdup_printf("^(?:\\s*(?:(?:%s)\\s*(?:\\[\\d+\\]|"
-	    "\\(\\d+\\))?\\s*[:\\x{FF1A}]%s%s%s))+\\s*", p, *t ? "|\\[(?:" :
+	/* One prefix or tag; the classifier strips them one at a time, so
+	 * a subject of thousands of "Re: " costs no backtracking. */
+	source = g_strdup_printf("\\s*(?:(?:%s)\\s*(?:\\[\\d+\\]|"
+	    "\\(\\d+\\))?\\s*[:\\x{FF1A}]%s%s%s)\\s*", p, *t ? "|\\[(?:" :
 	    "", t, *t ? ")\\]" : "");
 	pattern_compile(ld, prefixes ? prefixes : f->root, source,
-	    PCRE2_CASELESS, &ld->rules->reply_prefix);
+	    PCRE2_CASELESS | PCRE2_ANCHORED, &ld->rules->reply_prefix);
 	g_free(source);
 
 	if (*c == '\0')
@@ -481,6 +483,7 @@ load_limits(struct loader *ld)
 	    3600, 1, 30 * 86400);
 	r->subject_scan = (int)yaml_integer(f, map, "subject_scan", 998, 78,
 	    65536);
+	r->ticket_limit = (int)yaml_integer(f, map, "tickets", 50, 1, 10000);
 	r->match_context = pcre2_match_context_create(NULL);
 	pcre2_set_match_limit(r->match_context, RULES_MATCH_LIMIT);
 	pcre2_set_depth_limit(r->match_context, RULES_DEPTH_LIMIT);

@@ -65,6 +65,7 @@ struct rules {
 	int ack_limit;		/* acknowledgements per sender per window */
 	int ack_window;		/* seconds */
 	int subject_scan;	/* bytes of subject examined */
+	int ticket_limit;	/* tickets kept from one message */
 	pcre2_match_context *match_context;	/* match and depth limits */
 };
 

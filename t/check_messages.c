@@ -202,6 +202,70 @@ START_TEST(commands_are_whole_words_after_a_tag)
 }
 END_TEST
 
+START_TEST(thousands_of_reply_prefixes_are_all_stripped)
+{
+	GString *subject = g_string_new(NULL);
+	struct message msg = { 0 };
+	struct classification cls;
+	char *refs[] = { NULL };
+
+	for (int i = 0; i < 4000; i++)
+		g_string_append(subject, i % 2 ? "Re: " : "AW:");
+	g_string_append(subject, " [ESC-42] RESOLVED");
+	msg.subject = subject->str;
+	msg.body = "";
+	msg.references = refs;
+	classify_message(rules, &msg, "x@example.net", &cls);
+	ck_assert_str_eq(cls.subject, "[ESC-42] RESOLVED");
+	ck_assert_str_eq(cls.case_ref, "ESC-42");
+	ck_assert_str_eq(cls.command, "RESOLVED");
+	ck_assert_int_eq(cls.warnings->len, 0);
+	classification_clear(&cls);
+	g_string_free(subject, TRUE);
+}
+END_TEST
+
+START_TEST(long_subject_is_cut_on_a_character_boundary)
+{
+	GString *subject = g_string_new("Re: ");
+	struct message msg = { 0 };
+	struct classification cls;
+	char *refs[] = { NULL };
+
+	for (int i = 0; i < 2000; i++)
+		g_string_append(subject, "\xc3\xa9");	/* é */
+	msg.subject = subject->str;
+	msg.body = "";
+	msg.references = refs;
+	classify_message(rules, &msg, "x@example.net", &cls);
+	ck_assert_uint_le(strlen(cls.subject), (size_t)rules->subject_scan);
+	ck_assert(g_utf8_validate(cls.subject, -1, NULL));
+	classification_clear(&cls);
+	g_string_free(subject, TRUE);
+}
+END_TEST
+
+START_TEST(tickets_per_message_are_capped)
+{
+	GString *body = g_string_new(NULL);
+	struct message msg = { 0 };
+	struct classification cls;
+	char *refs[] = { NULL };
+
+	for (int i = 0; i < 15000; i++)
+		g_string_append_printf(body, "[IANA #%d] ", 100000 + i);
+	msg.subject = "Many tickets";
+	msg.body = body->str;
+	msg.references = refs;
+	classify_message(rules, &msg, "x@example.net", &cls);
+	ck_assert_int_eq(cls.tickets->len, rules->ticket_limit);
+	ck_assert_int_eq(cls.warnings->len, 1);
+	ck_assert_str_contains(cls.warnings->pdata[0], "more than 50");
+	classification_clear(&cls);
+	g_string_free(body, TRUE);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -214,6 +278,9 @@ main(void)
 	tcase_add_test(tc, milter_form_reads_like_the_file);
 	tcase_add_loop_test(tc, commands_are_whole_words_after_a_tag, 0,
 	    G_N_ELEMENTS(subjects));
+	tcase_add_test(tc, thousands_of_reply_prefixes_are_all_stripped);
+	tcase_add_test(tc, long_subject_is_cut_on_a_character_boundary);
+	tcase_add_test(tc, tickets_per_message_are_capped);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);
 }
