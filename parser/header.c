@@ -131,18 +131,23 @@ utf8_lenient(const char *data, size_t len)
 
 	while (p < end) {
 		const char *stop;
-		char *one;
+		char *bad;
 
 		g_utf8_validate(p, end - p, &stop);
 		g_string_append_len(out, p, stop - p);
 		if (stop == end)
 			break;
 
-		/* text_to_utf8 maps a lone NUL to U+FFFD as well. */
-		one = text_to_utf8(stop, 1);
-		g_string_append(out, one);
-		g_free(one);
-		p = stop + 1;
+		/*
+		 * The run of bytes that start no UTF-8 character goes to
+		 * text_to_utf8 at once; it maps NUL to U+FFFD as well.
+		 */
+		for (p = stop + 1; p < end && (guchar)*p >= 0x80 &&
+		    (gint32)g_utf8_get_char_validated(p, end - p) < 0; p++)
+			;
+		bad = text_to_utf8(stop, (size_t)(p - stop));
+		g_string_append(out, bad);
+		g_free(bad);
 	}
 	return g_string_free(out, FALSE);
 }
