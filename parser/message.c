@@ -908,12 +908,16 @@ report_read(struct message *m, GMimeObject *top)
 	}
 }
 
-/* SHA-256 over the fields that make two copies the same message. */
+/*
+ * SHA-256 over the fields that make two copies the same message. The
+ * Date is left out: an MTA adds one to mail that has none, differently
+ * at each delivery, which would make every copy look new.
+ */
 static char *
 message_digest(const struct message *m)
 {
 	GChecksum *checksum = g_checksum_new(G_CHECKSUM_SHA256);
-	const char *fields[] = { m->from, m->date, m->subject, m->body };
+	const char *fields[] = { m->from, m->subject, m->body };
 	char *hex;
 
 	/* NUL separates the fields, which cannot contain it. */

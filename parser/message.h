@@ -38,7 +38,7 @@ struct message {
 	char *body;		/* text/plain preferred, else text of HTML */
 	gboolean is_report;	/* a delivery-status report */
 	char *returned_id;	/* in a DSN: Message-ID of the returned mail */
-	char *digest;		/* hex SHA-256 of from, date, subject, body */
+	char *digest;		/* hex SHA-256 of from, subject and body */
 };
 
 /* Parse LEN bytes of DATA. Never NULL. Free with message_free(). */

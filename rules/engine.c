@@ -33,10 +33,30 @@ struct run {
 #define ACTOR_SELF "escalator"
 #define MAX_REFERENCES 10
 
-static char *
-dedupe_key(const struct message *msg)
+/*
+ * Whether the Message-ID was made by the MTA for this very delivery
+ * (Postfix and Sendmail write "<TIME.QUEUEID@host>" into mail that has
+ * none): then it differs at each redelivery and cannot dedupe.
+ */
+static gboolean
+id_made_by_mta(const char *message_id, const char *queue_id)
 {
-	if (msg->message_id != NULL && *msg->message_id != '\0')
+	char *needle;
+	gboolean made;
+
+	if (queue_id == NULL || *queue_id == '\0')
+		return FALSE;
+	needle = g_strconcat(".", queue_id, "@", NULL);
+	made = strstr(message_id, needle) != NULL;
+	g_free(needle);
+	return made;
+}
+
+static char *
+dedupe_key(const struct message *msg, const struct envelope *env)
+{
+	if (msg->message_id != NULL && *msg->message_id != '\0' &&
+	    !id_made_by_mta(msg->message_id, env->queue_id))
 		return g_strdup(msg->message_id);
 	return g_strconcat("digest:", msg->digest, NULL);
 }
@@ -459,7 +479,7 @@ engine_process(const struct rules *rules, struct store *store, time_t now,
 		return -1;
 	}
 
-	key = dedupe_key(msg);
+	key = dedupe_key(msg, env);
 	rc = store_message_seen(store, key, &seen_case, error);
 	if (rc == 1) {
 		out->kind = OUTCOME_DUPLICATE;

@@ -190,6 +190,38 @@ START_TEST(redelivery_without_message_id_is_recognised_by_digest)
 }
 END_TEST
 
+/* Postfix writes "<TIME.QUEUEID@host>" into mail without a Message-ID,
+ * anew at each delivery, and a missing Date too. */
+START_TEST(redelivery_with_ids_made_by_the_mta_is_recognised)
+{
+	const char *first_copy = "From: a@example.com\r\n"
+	    "To: escalation@example.org\r\nSubject: no id\r\n"
+	    "Message-ID: <20261207100000.4AbCd1@mx.example.org>\r\n"
+	    "Date: Mon, 7 Dec 2026 10:00:00 +0100\r\n\r\nTicket 2024-0042\r\n";
+	const char *second_copy = "From: a@example.com\r\n"
+	    "To: escalation@example.org\r\nSubject: no id\r\n"
+	    "Message-ID: <20261207100500.5XyZw2@mx.example.org>\r\n"
+	    "Date: Mon, 7 Dec 2026 10:05:00 +0100\r\n\r\nTicket 2024-0042\r\n";
+	struct envelope env1 = { "4AbCd1", "a@example.com", watched, NULL };
+	struct envelope env2 = { "5XyZw2", "a@example.com", watched, NULL };
+	struct message *m1 = message_parse(first_copy, strlen(first_copy));
+	struct message *m2 = message_parse(second_copy, strlen(second_copy));
+	struct outcome o1, o2;
+
+	ck_assert_int_eq(engine_process(rules, store, NOW, FALSE, &env1, m1,
+	    &o1, NULL), 0);
+	ck_assert_int_eq(engine_process(rules, store, NOW + 300, FALSE, &env2,
+	    m2, &o2, NULL), 0);
+	ck_assert_int_eq(o1.kind, OUTCOME_OPENED);
+	ck_assert_int_eq(o2.kind, OUTCOME_DUPLICATE);
+	ck_assert_int_eq(case_count(), 1);
+	outcome_clear(&o1);
+	outcome_clear(&o2);
+	message_free(&m1);
+	message_free(&m2);
+}
+END_TEST
+
 START_TEST(complaint_without_tickets_waits_for_them)
 {
 	char *text = complaint("olaf@example.com", "c2@example.com",
@@ -407,6 +439,8 @@ main(void)
 	tcase_add_test(tc, redelivery_changes_nothing);
 	tcase_add_test(tc,
 	    redelivery_without_message_id_is_recognised_by_digest);
+	tcase_add_test(tc,
+	    redelivery_with_ids_made_by_the_mta_is_recognised);
 	tcase_add_test(tc, complaint_without_tickets_waits_for_them);
 	tcase_add_test(tc, unwatched_mail_is_not_touched);
 	tcase_add_test(tc, automatic_mail_is_never_answered);

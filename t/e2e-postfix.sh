@@ -341,6 +341,28 @@ check_wire_message() {
 		"14: no acknowledgement to a staff sender"
 }
 
+# A complaint with neither Message-ID nor Date, sent twice: Postfix
+# writes both headers anew at each delivery, so only the digest can
+# tell the copies apart; one case, one acknowledgement.
+check_no_message_id() {
+	local m=$dir/msgs/f.eml box cases
+	printf '%s\r\n' "From: Fay <fay@example.net>" \
+		"To: escalation@example.org" "Subject: no id, [IANA #424242]" \
+		"" "Sent by a script that writes no Message-ID." >"$m"
+	pf_send "$SMTP_PORT" "$m" fay@example.net "$DESK"
+	ok $? "f: complaint without Message-ID accepted"
+	pf_send "$SMTP_PORT" "$m" fay@example.net "$DESK"
+	ok $? "f: its second copy accepted"
+	pf_wait_queue_empty "$dir" 30 || true
+	cases=$(esc_sql "$dir" "SELECT count(*) FROM case_tickets \
+		WHERE ticket = '424242';")
+	is "$cases" 1 "f: the two copies make one case"
+	sleep 2
+	pf_wait_queue_empty "$dir" 30 || true
+	box=$(pf_mailbox "$dir" fay@example.net)
+	is "$(pf_mbox_count "$box")" 1 "f: exactly one acknowledgement"
+}
+
 main() {
 	check_able
 	dir=$(mktemp -d /tmp/escalator-e2e.XXXXXX)
@@ -360,6 +382,7 @@ main() {
 	check_store
 	check_mailboxes
 	check_wire_message
+	check_no_message_id
 	set -e
 
 	echo "1..$tests"
