@@ -10,6 +10,7 @@
  * in flight are given time to finish before the store is closed.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sysexits.h>
@@ -113,6 +114,13 @@ wait_for_messages_in_flight(void)
 	    callbacks_in_flight(), DRAIN_SECONDS);
 }
 
+/* Until the reload thread waits for it, SIGUSR1 must not kill us. */
+static void
+ignore_signal(int sig)
+{
+	(void)sig;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -125,6 +133,7 @@ main(int argc, char **argv)
 	GError *error = NULL;
 	int rc;
 
+	signal(SIGUSR1, ignore_signal);
 	parse_options(argc, argv, &opt);
 	log_init("escalatord", TRUE, LOG_LEVEL_INFO);
 	config = config_load(opt.config_path, FALSE, &error);

@@ -75,8 +75,14 @@ reload_rules(void)
 	    &error);
 
 	if (rules == NULL) {
+		char **lines = g_strsplit(error->message, "\n", -1);
+
+		/* One log line per problem: syslog keeps lines whole. */
 		log_err("reload: rules %s not loaded, the old rules stay in "
-		    "force:\n%s", w.config->rules, error->message);
+		    "force", w.config->rules);
+		for (char **line = lines; *line != NULL; line++)
+			log_err("reload: %s", *line);
+		g_strfreev(lines);
 		g_error_free(error);
 		return;
 	}

@@ -39,6 +39,8 @@ struct message {
 	gboolean is_report;	/* a delivery-status report */
 	char *returned_id;	/* in a DSN: Message-ID of the returned mail */
 	char *digest;		/* hex SHA-256 of from, subject and body */
+	char *limits;		/* limits hit while reading, "; "-joined, or
+				 * NULL: what was left out, for the log */
 };
 
 /* Parse LEN bytes of DATA. Never NULL. Free with message_free(). */

@@ -433,6 +433,9 @@ log_outcome(const struct run *run)
 	    *tickets ? tickets : "none", out->command ? out->command : "none",
 	    out->ack_to ? "queued" : "none", out->ack_skipped ? " reason=" :
 	    "", out->ack_skipped ? out->ack_skipped : "");
+	if (run->msg->limits != NULL)
+		log_warn("%s: case=%s limit: %s", run->qid, out->case_id ?
+		    out->case_id : "none", run->msg->limits);
 	for (guint i = 0; i < run->cls.warnings->len; i++)
 		log_warn("%s: case=%s limit: %s", run->qid, out->case_id ?
 		    out->case_id : "none",
