@@ -121,39 +121,11 @@ ignore_signal(int sig)
 	(void)sig;
 }
 
-int
-main(int argc, char **argv)
+/* The root part of the ladder: socket, terminal, pid file, user. */
+static void
+become_daemon(const struct config *config, gboolean foreground)
 {
-	struct options opt = { 0 };
-	struct config *config;
-	struct rules *rules;
-	struct store *store;
-	struct send_target *target;
-	struct milter_shared shared = { 0 };
 	GError *error = NULL;
-	int rc;
-
-	signal(SIGUSR1, ignore_signal);
-	parse_options(argc, argv, &opt);
-	log_init("escalatord", TRUE, LOG_LEVEL_INFO);
-	config = config_load(opt.config_path, FALSE, &error);
-	if (config == NULL)
-		fail(EX_CONFIG, "configuration", error);
-	log_set_level(config->log_level);
-	rules = rules_load(config->rules, config->templates, &error);
-	if (rules == NULL)
-		fail(EX_CONFIG, "rules", error);
-	target = send_target_parse(config->send, &error);
-	if (target == NULL)
-		fail(EX_CONFIG, "send", error);
-	if (opt.check_only) {
-		printf("configuration %s and rules %s OK\n", config->path,
-		    config->rules);
-		rules_unref(&rules);
-		send_target_free(&target);
-		config_free(&config);
-		return EX_OK;
-	}
 
 	prepare_directories(config);
 	/* libmilter wants the filter registered before its socket opens. */
@@ -161,14 +133,26 @@ main(int argc, char **argv)
 		fail(EX_SOFTWARE, "start", NULL);
 	if (daemon_socket_open(config, &error) < 0)
 		fail(EX_UNAVAILABLE, "start", error);
-	if (!opt.foreground && daemon_detach(&error) < 0)
+	if (!foreground && daemon_detach(&error) < 0)
 		fail(EX_OSERR, "start", error);
-	log_init("escalatord", opt.foreground, config->log_level);
+	log_init("escalatord", foreground, config->log_level);
 	if (config->pidfile && daemon_pidfile_write(config->pidfile,
 	    &error) < 0)
 		fail(EX_CANTCREAT, "start", error);
 	if (daemon_drop_privileges(config->user, &error) < 0)
 		fail(EX_NOPERM, "start", error);
+}
+
+/* Serve mail until libmilter stops; then finish and clean up. */
+static int
+serve(struct config *config, struct rules *rules,
+    struct send_target *target)
+{
+	struct milter_shared shared = { 0 };
+	GError *error = NULL;
+	struct store *store;
+	int rc;
+
 	store = store_open(config->database, STORE_READWRITE, &error);
 	if (store == NULL || store_set_synchronous(store,
 	    config->synchronous_full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
@@ -192,8 +176,43 @@ main(int argc, char **argv)
 	log_info("escalatord stopped");
 	callbacks_rules_swap(NULL);
 	store_close(&store);
-	send_target_free(&target);
-	daemon_pidfile_remove(config->pidfile);
-	config_free(&config);
 	return rc == MI_SUCCESS ? EX_OK : EX_SOFTWARE;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt = { 0 };
+	struct config *config;
+	struct rules *rules;
+	struct send_target *target;
+	GError *error = NULL;
+	int rc = EX_OK;
+
+	signal(SIGUSR1, ignore_signal);
+	parse_options(argc, argv, &opt);
+	log_init("escalatord", TRUE, LOG_LEVEL_INFO);
+	config = config_load(opt.config_path, FALSE, &error);
+	if (config == NULL)
+		fail(EX_CONFIG, "configuration", error);
+	log_set_level(config->log_level);
+	rules = rules_load(config->rules, config->templates, &error);
+	if (rules == NULL)
+		fail(EX_CONFIG, "rules", error);
+	target = send_target_parse(config->send, &error);
+	if (target == NULL)
+		fail(EX_CONFIG, "send", error);
+
+	if (opt.check_only) {
+		printf("configuration %s and rules %s OK\n", config->path,
+		    config->rules);
+		rules_unref(&rules);
+	} else {
+		become_daemon(config, opt.foreground);
+		rc = serve(config, rules, target);
+		daemon_pidfile_remove(config->pidfile);
+	}
+	send_target_free(&target);
+	config_free(&config);
+	return rc;
 }

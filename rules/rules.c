@@ -56,7 +56,10 @@ pattern_compile(struct loader *ld, struct fy_node *node, const char *source,
 		    source, (char *)message, (size_t)offset);
 		return;
 	}
-	/* Without JIT (some platforms) the interpreter is used instead. */
+	/* Without JIT (some platforms, or ESCALATOR_NO_JIT set so that
+	 * valgrind is not misled by JIT code) the interpreter is used. */
+	if (g_getenv("ESCALATOR_NO_JIT") != NULL)
+		return;
 	if (pcre2_jit_compile(pat->code, PCRE2_JIT_COMPLETE) != 0)
 		log_debug("rules: %s:%d: no JIT for pattern", pat->file,
 		    pat->line);
