@@ -39,7 +39,8 @@ static int G_GNUC_NORETURN
 usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-	    "usage: escalatorctl [-c CONFIG] COMMAND [ARGS]\n"
+	    "usage: escalatorctl [-v] [-c CONFIG] COMMAND [ARGS]\n"
+	    "  -v  log each decision (info level) on stderr\n"
 	    "commands:\n"
 	    "  check                          check config, rules, templates\n"
 	    "  process [-n] [-s SENDER] [-r RCPT]... FILE\n"
@@ -88,7 +89,8 @@ cmd_check(struct ctl *ctl)
 		return EX_CONFIG;
 	}
 	target = send_target_parse(ctl->config->send, &error);
-	if (target == NULL) {
+	if (target == NULL || send_target_check(target, &error) < 0) {
+		send_target_free(&target);
 		rules_unref(&rules);
 		return report("send", error, EX_CONFIG);
 	}
@@ -208,8 +210,8 @@ cmd_process(struct ctl *ctl, int argc, char **argv)
 			dry_run = TRUE;
 		else if (c == 's')
 			env.sender = optarg;
-		else if (c == 'r')
-			g_ptr_array_add(rcpts, g_ascii_strdown(optarg, -1));
+		else if (c == 'r')	/* as the milter reads RCPT TO */
+			g_ptr_array_add(rcpts, text_address_normalize(optarg));
 		else
 			usage(EX_USAGE);
 	}
@@ -346,7 +348,8 @@ cmd_outbox(struct ctl *ctl, int argc, char **argv)
 	struct send_target *target;
 	int rc = EX_OK, count = 0;
 
-	if (argc < 2)
+	if (argc < 2 || (strcmp(argv[1], "flush") == 0 && argc != 2) ||
+	    (strcmp(argv[1], "retry") == 0 && argc > 3))
 		usage(EX_USAGE);
 	store = store_open(ctl->config->database, STORE_READWRITE, &error);
 	if (store == NULL)
@@ -403,11 +406,11 @@ main(int argc, char **argv)
 		g_error_free(error);
 		return EX_CONFIG;
 	}
-	if (strcmp(argv[0], "check") == 0)
+	if (strcmp(argv[0], "check") == 0 && argc == 1)
 		rc = cmd_check(&ctl);
 	else if (strcmp(argv[0], "process") == 0)
 		rc = cmd_process(&ctl, argc, argv);
-	else if (strcmp(argv[0], "cases") == 0)
+	else if (strcmp(argv[0], "cases") == 0 && argc == 1)
 		rc = cmd_cases(&ctl);
 	else if (strcmp(argv[0], "show") == 0 && argc == 2)
 		rc = cmd_show(&ctl, argv[1]);

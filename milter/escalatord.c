@@ -200,7 +200,7 @@ main(int argc, char **argv)
 	if (rules == NULL)
 		fail(EX_CONFIG, "rules", error);
 	target = send_target_parse(config->send, &error);
-	if (target == NULL)
+	if (target == NULL || send_target_check(target, &error) < 0)
 		fail(EX_CONFIG, "send", error);
 
 	if (opt.check_only) {

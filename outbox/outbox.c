@@ -122,6 +122,38 @@ outbox_attempt(struct store *store, const struct send_target *target,
 	return rc;
 }
 
+/*
+ * The next due row, claimed for this process in one transaction, so
+ * that the daemon and "escalatorctl outbox flush" never both send it.
+ * A sender that dies holding a claim leaves the row due again when the
+ * claim runs out (the send timeout and a minute).
+ */
+static int
+outbox_take(struct store *store, const struct send_target *target,
+    time_t now, struct outgoing *mail, GError **error)
+{
+	time_t until = now + send_target_timeout(target) + 60;
+	int rc;
+
+	if (store_begin(store, error) < 0)
+		return -1;
+	rc = store_outbox_next_due(store, now, mail, error);
+	if (rc == 1)
+		rc = store_outbox_claim(store, mail->id, now, until, error);
+	if (rc < 0) {
+		store_rollback(store);
+		outgoing_clear(mail);
+		return -1;
+	}
+	if (store_commit(store, error) < 0) {
+		outgoing_clear(mail);
+		return -1;
+	}
+	if (rc == 0)
+		outgoing_clear(mail);
+	return rc;
+}
+
 /* BUG-like, but the store's to fix: say so and end the pass. */
 static void
 outbox_log_stuck(const struct outgoing *mail)
@@ -143,8 +175,7 @@ outbox_run(struct store *store, const struct send_target *target,
 
 	for (;;) {
 		struct outgoing mail = { 0 };
-		int found = store_outbox_next_due(store, now, &mail,
-		    error);
+		int found = outbox_take(store, target, now, &mail, error);
 
 		if (found <= 0) {
 			rc = found;

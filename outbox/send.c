@@ -196,6 +196,25 @@ send_target_set_timeout(struct send_target *target, int seconds)
 	target->timeout = seconds > 0 ? seconds : SEND_TIMEOUT;
 }
 
+int
+send_target_check(const struct send_target *target, GError **error)
+{
+	if (target->kind != SEND_SENDMAIL)
+		return 0;
+	if (g_file_test(target->argv[0], G_FILE_TEST_IS_REGULAR) &&
+	    access(target->argv[0], X_OK) == 0)
+		return 0;
+	g_set_error(error, ESC_ERROR, ESC_ERROR_CONFIG, "outbox target %s: "
+	    "not an executable file", target->argv[0]);
+	return -1;
+}
+
+int
+send_target_timeout(const struct send_target *target)
+{
+	return target->timeout;
+}
+
 /* Milliseconds left until DEADLINE (monotonic microseconds), or 0. */
 static int
 ms_left(gint64 deadline)

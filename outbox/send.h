@@ -23,6 +23,11 @@ struct send_target *send_target_parse(const char *spec, GError **error);
 void send_target_free(struct send_target **target);
 /* Seconds a send may take, SEND_TIMEOUT unless set (tests use less). */
 void send_target_set_timeout(struct send_target *target, int seconds);
+/* 0 if TARGET can be used here: a sendmail command must be an
+ * executable file. -1 with ERROR otherwise. */
+int send_target_check(const struct send_target *target, GError **error);
+/* Seconds one send may take at most. */
+int send_target_timeout(const struct send_target *target);
 
 /* Whether ADDRESS may go on a command line, an SMTP command or a header:
  * 1 to 254 bytes of printable ASCII with no space, no backslash and none

@@ -52,13 +52,26 @@ id_made_by_mta(const char *message_id, const char *queue_id)
 	return made;
 }
 
+/*
+ * The key that recognises a redelivery: the Message-ID, else a digest
+ * of sender, subject and text. A message with none of those (its header
+ * block cut by the size limit, say) has no identity: it gets a key of
+ * its own, so it is never taken for another such message.
+ */
 static char *
 dedupe_key(const struct message *msg, const struct envelope *env)
 {
+	char *uuid, *key;
+
 	if (msg->message_id != NULL && *msg->message_id != '\0' &&
 	    !id_made_by_mta(msg->message_id, env->queue_id))
 		return g_strdup(msg->message_id);
-	return g_strconcat("digest:", msg->digest, NULL);
+	if (msg->from != NULL || *msg->subject != '\0' || *msg->body != '\0')
+		return g_strconcat("digest:", msg->digest, NULL);
+	uuid = g_uuid_string_random();
+	key = g_strconcat("unidentified:", uuid, NULL);
+	g_free(uuid);
+	return key;
 }
 
 static const struct procedure *
@@ -281,7 +294,9 @@ open_case(struct run *run, const struct procedure *proc, GError **error)
 	int rc;
 
 	g_date_time_unref(now);
-	if (store_case_next_number(run->store, proc->name, year, &seq,
+	/* Without {year} in the ids, one sequence runs on across years. */
+	if (store_case_next_number(run->store, proc->name,
+	    strstr(proc->case_id, "{year}") != NULL ? year : 0, &seq,
 	    error) < 0)
 		return -1;
 	rec.id = procedure_case_id(proc, year, seq);

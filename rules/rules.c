@@ -305,6 +305,7 @@ load_procedure(struct loader *ld, const char *name, struct fy_node *map)
 	yaml_check_keys(f, map, procedure_keys);
 	proc->name = g_strdup(name);
 	proc->case_id = g_strdup(format ? format : "");
+	proc->case_id_line = yaml_line(yaml_at(map, "case_id"));
 	if (format != NULL && !case_id_format_valid(format))
 		yaml_error(f, yaml_at(map, "case_id"),
 		    "procedure %s: case_id must contain {seq} "
@@ -365,6 +366,47 @@ load_procedures(struct loader *ld)
 	}
 }
 
+/* The literal text of a case id format before its first placeholder. */
+static char *
+case_id_prefix(const char *format)
+{
+	const char *brace = strchr(format, '{');
+
+	return g_strndup(format, brace ? (gsize)(brace - format) :
+	    strlen(format));
+}
+
+/*
+ * Case ids of two procedures must never collide, or opening a case in
+ * one would fail on an id the other already holds. Ids made from
+ * different formats cannot collide when neither literal prefix starts
+ * the other; that much is required.
+ */
+static void
+check_case_id_prefixes(struct loader *ld)
+{
+	GPtrArray *procs = ld->rules->procedures;
+
+	for (guint i = 0; i < procs->len; i++)
+		for (guint j = i + 1; j < procs->len; j++) {
+			const struct procedure *a = procs->pdata[i];
+			const struct procedure *b = procs->pdata[j];
+			char *pa = case_id_prefix(a->case_id);
+			char *pb = case_id_prefix(b->case_id);
+
+			if (g_str_has_prefix(pa, pb) ||
+			    g_str_has_prefix(pb, pa))
+				g_ptr_array_add(ld->file->errors,
+				    g_strdup_printf("%s:%d: procedure %s: "
+				    "case_id \"%s\" could make the same ids as "
+				    "procedure %s's \"%s\"; give each its own "
+				    "prefix", ld->file->path, b->case_id_line,
+				    b->name, b->case_id, a->name, a->case_id));
+			g_free(pa);
+			g_free(pb);
+		}
+}
+
 static void
 load_mailboxes(struct loader *ld)
 {
@@ -389,6 +431,9 @@ load_mailboxes(struct loader *ld)
 		procedure = yaml_string_required(f, item, "procedure");
 		if (address == NULL || procedure == NULL)
 			continue;
+		if (rules_mailbox(ld->rules, address) != NULL)
+			yaml_error(f, yaml_at(item, "address"), "mailbox %s: "
+			    "listed twice", address);
 		mb = g_new0(struct mailbox, 1);
 		mb->address = g_ascii_strdown(address, -1);
 		mb->procedure = (struct procedure *)rules_procedure(ld->rules,
@@ -551,6 +596,7 @@ rules_load(const char *path, const char *template_dir, GError **error)
 		load_operator(&ld);
 		load_calendars(&ld);
 		load_procedures(&ld);
+		check_case_id_prefixes(&ld);
 		load_mailboxes(&ld);
 		load_tickets(&ld);
 		load_subject_words(&ld);

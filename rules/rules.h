@@ -31,6 +31,7 @@ struct pattern {
 struct procedure {
 	char *name;		/* "complaint" */
 	char *case_id;		/* format: "ESC-{year}-{seq:6}" */
+	int case_id_line;	/* where the format stands in the rules */
 	struct pattern tag;	/* group 1 is the case id */
 	const struct calendar *calendar;
 	int response_days;	/* working days; 0: no deadline */

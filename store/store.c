@@ -49,6 +49,7 @@ enum stmt_id {
 	STMT_OUTBOX_SENT,
 	STMT_OUTBOX_RETRY,
 	STMT_OUTBOX_REQUEUE,
+	STMT_OUTBOX_CLAIM,
 	STMT_CASES_EACH,
 	STMT_TICKETS_EACH,
 	STMT_EVENTS_EACH,
@@ -108,6 +109,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    " state = CASE WHEN ?2 = 0 THEN 'failed' ELSE 'queued' END,"
 	    " next_attempt = CASE WHEN ?2 = 0 THEN next_attempt ELSE ?2 END"
 	    " WHERE id = ?1",
+	[STMT_OUTBOX_CLAIM] = "UPDATE outbox SET next_attempt = ?3"
+	    " WHERE id = ?1 AND state = 'queued' AND next_attempt <= ?2",
 	[STMT_OUTBOX_REQUEUE] = "UPDATE outbox"
 	    " SET state = 'queued', next_attempt = ?2, attempts = 0"
 	    " WHERE state = 'failed' AND (?1 IS NULL OR case_id = ?1)",
@@ -1010,6 +1013,27 @@ store_outbox_mark_retry(struct store *store, gint64 id, time_t next,
 	    reason);
 	ret = store_updated_one(store, rc, error,
 	    "mark outbox row %" G_GINT64_FORMAT " for retry", id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_outbox_claim(struct store *store, gint64 id, time_t now,
+    time_t until, GError **error)
+{
+	int ret;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_OUTBOX_CLAIM], "ltt", id, now,
+	    until);
+	if (rc == SQLITE_OK)
+		ret = sqlite3_changes(store->db) == 1 ? 1 : 0;
+	else
+		ret = store_fail(store, rc, error, "claim outbox row %"
+		    G_GINT64_FORMAT, id);
 	store_leave(store);
 	return ret;
 }

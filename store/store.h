@@ -137,6 +137,13 @@ int store_outbox_mark_sent(struct store *store, gint64 id, time_t at,
 /* Failed attempt: retry at NEXT, or give up (state failed) if NEXT is 0. */
 int store_outbox_mark_retry(struct store *store, gint64 id, time_t next,
     const char *reason, GError **error);
+/*
+ * Claim row ID for one sender until UNTIL: 1 if it was still queued and
+ * due at NOW (it is then due again only at UNTIL, should the sender
+ * die), 0 if another process claimed or sent it first.
+ */
+int store_outbox_claim(struct store *store, gint64 id, time_t now,
+    time_t until, GError **error);
 /* Make failed rows of CASE_ID (or all, if NULL) queued and due at NOW,
  * with their attempts counted afresh. */
 int store_outbox_requeue(struct store *store, const char *case_id,

@@ -222,6 +222,21 @@ START_TEST(redelivery_with_ids_made_by_the_mta_is_recognised)
 }
 END_TEST
 
+/* Two messages whose headers and text were all cut away are not the
+ * same message. */
+START_TEST(messages_with_nothing_to_identify_them_are_not_duplicates)
+{
+	struct outcome a = run("\r\n", "a@example.com", watched);
+	struct outcome b = run("\r\n", "b@example.com", watched);
+
+	ck_assert_int_eq(a.kind, OUTCOME_OPENED);
+	ck_assert_int_eq(b.kind, OUTCOME_OPENED);
+	ck_assert_str_ne(a.case_id, b.case_id);
+	outcome_clear(&a);
+	outcome_clear(&b);
+}
+END_TEST
+
 START_TEST(complaint_without_tickets_waits_for_them)
 {
 	char *text = complaint("olaf@example.com", "c2@example.com",
@@ -441,6 +456,8 @@ main(void)
 	    redelivery_without_message_id_is_recognised_by_digest);
 	tcase_add_test(tc,
 	    redelivery_with_ids_made_by_the_mta_is_recognised);
+	tcase_add_test(tc,
+	    messages_with_nothing_to_identify_them_are_not_duplicates);
 	tcase_add_test(tc, complaint_without_tickets_waits_for_them);
 	tcase_add_test(tc, unwatched_mail_is_not_touched);
 	tcase_add_test(tc, automatic_mail_is_never_answered);

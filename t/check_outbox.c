@@ -1139,6 +1139,40 @@ START_TEST(test_run_failure_keeps_queued)
 }
 END_TEST
 
+/* A row another sender (the daemon, or a second "outbox flush") has
+ * claimed is not sent again, unless that sender died and its claim ran
+ * out. */
+START_TEST(test_run_skips_rows_claimed_by_another_sender)
+{
+	struct run_fixture fx = run_setup();
+	char *fake = fake_recording(fx.dir);
+	struct send_target *target = target_for(fake);
+	gint64 id = run_queue(fx.store, "ack.1@esc.example", NOW - 10);
+	char *path = g_build_filename(fx.dir, "escalator.db", NULL);
+	struct store *other = store_open(path, STORE_READWRITE, NULL);
+	char *log;
+
+	ck_assert_ptr_nonnull(other);
+	ck_assert_int_eq(store_begin(other, NULL), 0);
+	ck_assert_int_eq(store_outbox_claim(other, id, NOW, NOW + 120, NULL),
+	    1);
+	ck_assert_int_eq(store_commit(other, NULL), 0);
+
+	ck_assert_int_eq(run_pass(fx.store, target, NOW, &log), 0);
+	ck_assert_int_eq(run_row(fx.store, id).state, OUTGOING_QUEUED);
+	g_free(log);
+	ck_assert_int_eq(run_pass(fx.store, target, NOW + 120, &log), 1);
+	ck_assert_int_eq(run_row(fx.store, id).state, OUTGOING_SENT);
+	g_free(log);
+
+	store_close(&other);
+	g_free(path);
+	send_target_free(&target);
+	g_free(fake);
+	run_teardown(&fx);
+}
+END_TEST
+
 /* The MTA refuses for good (sendmail's EX_NOUSER): failed at once. */
 START_TEST(test_run_permanent_refusal_fails_at_once)
 {
@@ -1249,6 +1283,7 @@ outbox_suite(void)
 	tcase_add_test(run, test_run_sends_and_marks_sent);
 	tcase_add_test(run, test_run_failure_keeps_queued);
 	tcase_add_test(run, test_run_permanent_refusal_fails_at_once);
+	tcase_add_test(run, test_run_skips_rows_claimed_by_another_sender);
 	tcase_add_test(run, test_run_gives_up_after_max_age);
 	tcase_add_test(run, test_backoff);
 	suite_add_tcase(suite, run);
