@@ -122,13 +122,17 @@ config_read(struct yaml_file *file, struct config *config)
 	config_choices(file, config);
 
 	if (config->socket == NULL)
-		yaml_error(file, NULL, "socket: must not be empty");
+		yaml_error(file, yaml_at(file->root, "socket"),
+		    "socket: must not be empty");
 	if (config->database == NULL)
-		yaml_error(file, NULL, "database: must not be empty");
+		yaml_error(file, yaml_at(file->root, "database"),
+		    "database: must not be empty");
 	if (config->rules == NULL)
-		yaml_error(file, NULL, "rules: must not be empty");
+		yaml_error(file, yaml_at(file->root, "rules"),
+		    "rules: must not be empty");
 	if (config->send == NULL)
-		yaml_error(file, NULL, "send: must not be empty");
+		yaml_error(file, yaml_at(file->root, "send"),
+		    "send: must not be empty");
 }
 
 struct config *

@@ -173,6 +173,9 @@ yaml_at(struct fy_node *map, const char *key)
 	struct fy_node *node = map ? fy_node_mapping_lookup_by_string(map,
 	    key, FY_NT) : NULL;
 
+	/* An empty list or mapping has no line of its own: take its key's. */
+	if (node != NULL && yaml_line(node) == 0)
+		node = fy_node_mapping_lookup_key_by_string(map, key, FY_NT);
 	return node != NULL ? node : map;
 }
 

@@ -36,7 +36,8 @@ int yaml_line(struct fy_node *node);
 void yaml_error(struct yaml_file *file, struct fy_node *node,
     const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
-/* The value of KEY in MAP, or MAP itself if absent (to point errors). */
+/* The value of KEY in MAP (its key, if the value has no line of its
+ * own), or MAP itself if absent: where to point an error. */
 struct fy_node *yaml_at(struct fy_node *map, const char *key);
 
 /* Report keys of MAP not in ALLOWED (NULL-terminated) as errors. */

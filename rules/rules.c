@@ -503,7 +503,9 @@ load_subject_words(struct loader *ld)
 	g_free(source);
 
 	if (*c == '\0')
-		yaml_error(f, f->root, "missing section \"commands\"");
+		yaml_error(f, yaml_at(f->root, "commands"), commands ?
+		    "commands: expected at least one command word" :
+		    "missing section \"commands\"");
 	source = g_strdup_printf("(?<![\\p{L}\\p{N}_])(?:%s)"
 	    "(?![\\p{L}\\p{N}_])", *c ? c : "(*FAIL)");
 	pattern_compile(ld, commands ? commands : f->root, source,

@@ -66,7 +66,7 @@ START_TEST(config_mistakes_are_all_reported_with_lines)
 	char *dir = test_tmpdir();
 	char *path = write_file(dir, "bad.conf", "socket_mode: rw\n"
 	    "on_error: discard\nmax_message_size: 10\nsokcet: x\n"
-	    "log_level: loud\n");
+	    "log_level: loud\ndatabase: \"\"\n");
 	GError *error = NULL;
 	struct config *config = config_load(path, TRUE, &error);
 
@@ -79,6 +79,8 @@ START_TEST(config_mistakes_are_all_reported_with_lines)
 	ck_assert_str_contains(error->message, "bad.conf:3: "
 	    "max_message_size");
 	ck_assert_str_contains(error->message, "bad.conf:5: log_level");
+	ck_assert_str_contains(error->message, "bad.conf:6: database: must "
+	    "not be empty");
 	g_error_free(error);
 	g_free(path);
 	test_tmpdir_remove(dir);

@@ -75,6 +75,29 @@ START_TEST(missing_rules_file_is_an_error)
 }
 END_TEST
 
+START_TEST(empty_command_list_is_reported_at_its_line)
+{
+	char *dir = test_tmpdir();
+	char *path = g_build_filename(dir, "r.yaml", NULL);
+	char *templates = test_path("templates");
+	GError *error = NULL;
+	struct rules *rules;
+
+	ck_assert(g_file_set_contents(path, "operator: {domain: d, sender: "
+	    "a@b}\nmailboxes: [{address: x@y, procedure: p}]\n"
+	    "procedures: {p: {case_id: 'P-{seq}', tag: '\\[(P-\\d+)\\]', "
+	    "acknowledge: complaint-ack}}\ncommands: []\n", -1, NULL));
+	rules = rules_load(path, templates, &error);
+	ck_assert_ptr_null(rules);
+	ck_assert_str_contains(error->message, "r.yaml:4: commands: expected "
+	    "at least one command word");
+	g_error_free(error);
+	g_free(templates);
+	g_free(path);
+	test_tmpdir_remove(dir);
+}
+END_TEST
+
 START_TEST(case_ids_follow_the_format)
 {
 	GError *error = NULL;
@@ -102,6 +125,7 @@ main(void)
 	tcase_add_test(tc, broken_rules_report_every_problem_with_its_line);
 	tcase_add_test(tc, missing_rules_file_is_an_error);
 	tcase_add_test(tc, case_ids_follow_the_format);
+	tcase_add_test(tc, empty_command_list_is_reported_at_its_line);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);
 }
