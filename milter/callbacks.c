@@ -43,7 +43,7 @@ struct message_context {
 static struct milter_shared *shared;
 static struct rules *current_rules;
 static GMutex rules_lock;
-static gint in_flight;
+static gint ends_running;	/* end-of-message callbacks running */
 
 void
 callbacks_init(struct milter_shared *s)
@@ -75,9 +75,9 @@ callbacks_rules_swap(struct rules *new_rules)
 }
 
 int
-callbacks_in_flight(void)
+callbacks_ends_running(void)
 {
-	return g_atomic_int_get(&in_flight);
+	return g_atomic_int_get(&ends_running);
 }
 
 /* The connection's state; made here if the MTA did not negotiate. */
@@ -108,7 +108,6 @@ message_context_free(struct connection *conn)
 		g_string_free(m->data, TRUE);
 	g_free(m);
 	conn->msg = NULL;
-	g_atomic_int_dec_and_test(&in_flight);
 }
 
 /* The queue id is known from RCPT or DATA on, depending on the MTA. */
@@ -167,7 +166,6 @@ on_envfrom(SMFICTX *ctx, char **argv)
 	m->auth_user = auth ? g_strdup(auth) : NULL;
 	m->recipients = g_ptr_array_new_with_free_func(g_free);
 	conn->msg = m;
-	g_atomic_int_inc(&in_flight);
 	return stage_reply(conn, SMFIP_NR_MAIL);
 }
 
@@ -336,11 +334,13 @@ on_eom(SMFICTX *ctx)
 
 	if (m == NULL || m->data == NULL)
 		return SMFIS_ACCEPT;
+	g_atomic_int_inc(&ends_running);
 	rules = callbacks_rules_get();
 	status = rules ? run_engine(ctx, m, rules) :
 	    on_failure(ctx, m, "no rules loaded");
 	rules_unref(&rules);
 	message_context_free(conn);
+	g_atomic_int_dec_and_test(&ends_running);
 	return status;
 }
 

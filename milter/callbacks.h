@@ -27,7 +27,11 @@ struct rules *callbacks_rules_get(void);
 /* Put NEW in force; messages in flight keep the rules they started with. */
 void callbacks_rules_swap(struct rules *new_rules);
 
-/* Messages between MAIL FROM and their end, for a graceful stop. */
-int callbacks_in_flight(void);
+/*
+ * End-of-message callbacks running now. At a stop libmilter drops the
+ * sessions that wait for the MTA, but one inside a callback runs on:
+ * the store must stay open until it is done.
+ */
+int callbacks_ends_running(void);
 
 #endif

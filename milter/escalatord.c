@@ -6,8 +6,9 @@
  * the rules (refuse to start without valid rules), open the milter
  * socket as root, leave the terminal, write the pid file, drop root,
  * open the store, start the outbox and reload threads, and hand over to
- * libmilter. On SIGTERM libmilter stops accepting connections; messages
- * in flight are given time to finish before the store is closed.
+ * libmilter. On SIGTERM libmilter stops accepting connections and drops
+ * the sessions waiting for the MTA (the MTA tempfails those messages); a
+ * message being processed finishes before the store is closed.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -102,16 +103,22 @@ prepare_directories(const struct config *config)
 	g_free(pid_dir);
 }
 
+/*
+ * libmilter stops by dropping the sessions that wait for the MTA (their
+ * messages are then tempfailed by the MTA and sent again later, and
+ * nothing of them is stored, since all of it is one transaction at the
+ * end); a message whose end is being processed finishes first.
+ */
 static void
-wait_for_messages_in_flight(void)
+wait_for_ends_running(void)
 {
 	for (int i = 0; i < DRAIN_SECONDS * 10; i++) {
-		if (callbacks_in_flight() == 0)
+		if (callbacks_ends_running() == 0)
 			return;
 		g_usleep(100 * 1000);
 	}
-	log_warn("stop: %d messages still in flight after %d s",
-	    callbacks_in_flight(), DRAIN_SECONDS);
+	log_warn("stop: %d messages still being processed after %d s",
+	    callbacks_ends_running(), DRAIN_SECONDS);
 }
 
 /* Until the reload thread waits for it, SIGUSR1 must not kill us. */
@@ -171,7 +178,7 @@ serve(struct config *config, struct rules *rules,
 	    PACKAGE_VERSION, config->socket, config->rules, config->database);
 	rc = smfi_main();
 
-	wait_for_messages_in_flight();
+	wait_for_ends_running();
 	workers_stop();
 	log_info("escalatord stopped");
 	callbacks_rules_swap(NULL);
