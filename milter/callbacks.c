@@ -44,6 +44,8 @@ static struct milter_shared *shared;
 static struct rules *current_rules;
 static GMutex rules_lock;
 static gint ends_running;	/* end-of-message callbacks running */
+static gint past_data;		/* watched messages past DATA */
+static gint draining;		/* a graceful stop is under way */
 
 void
 callbacks_init(struct milter_shared *s)
@@ -74,6 +76,18 @@ callbacks_rules_swap(struct rules *new_rules)
 	rules_unref(&old);
 }
 
+void
+callbacks_drain(void)
+{
+	g_atomic_int_set(&draining, 1);
+}
+
+int
+callbacks_messages_open(void)
+{
+	return g_atomic_int_get(&past_data);
+}
+
 int
 callbacks_ends_running(void)
 {
@@ -100,6 +114,8 @@ message_context_free(struct connection *conn)
 
 	if (m == NULL)
 		return;
+	if (m->data != NULL)
+		g_atomic_int_dec_and_test(&past_data);
 	g_free(m->queue_id);
 	g_free(m->sender);
 	g_free(m->auth_user);
@@ -202,7 +218,17 @@ on_data(SMFICTX *ctx)
 		message_context_free(conn);
 		return SMFIS_ACCEPT;
 	}
+	/* While draining for a stop, take no new watched message. */
+	if (g_atomic_int_get(&draining)) {
+		log_info("%s: case=none stop: message requeued (tempfail), "
+		    "shutting down", queue_id(ctx, conn->msg));
+		smfi_setreply(ctx, "421", "4.3.2", "escalator: shutting down, "
+		    "try again later");
+		message_context_free(conn);
+		return SMFIS_TEMPFAIL;
+	}
 	conn->msg->data = g_string_sized_new(16 * 1024);
+	g_atomic_int_inc(&past_data);
 	return SMFIS_CONTINUE;
 }
 

@@ -28,6 +28,14 @@ struct rules *callbacks_rules_get(void);
 void callbacks_rules_swap(struct rules *new_rules);
 
 /*
+ * Graceful stop: from now on watched mail is tempfailed at DATA, and
+ * callbacks_messages_open() counts down the watched messages past DATA,
+ * which are let finish.
+ */
+void callbacks_drain(void);
+int callbacks_messages_open(void);
+
+/*
  * End-of-message callbacks running now. At a stop libmilter drops the
  * sessions that wait for the MTA, but one inside a callback runs on:
  * the store must stay open until it is done.

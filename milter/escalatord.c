@@ -121,7 +121,8 @@ wait_for_ends_running(void)
 	    callbacks_ends_running(), DRAIN_SECONDS);
 }
 
-/* Until the reload thread waits for it, SIGUSR1 must not kill us. */
+/* Until the signal thread waits for them, SIGUSR1 and SIGQUIT must not
+ * kill us. */
 static void
 ignore_signal(int sig)
 {
@@ -197,6 +198,7 @@ main(int argc, char **argv)
 	int rc = EX_OK;
 
 	signal(SIGUSR1, ignore_signal);
+	signal(SIGQUIT, ignore_signal);
 	parse_options(argc, argv, &opt);
 	log_init("escalatord", TRUE, LOG_LEVEL_INFO);
 	config = config_load(opt.config_path, FALSE, &error);

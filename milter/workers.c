@@ -6,13 +6,15 @@
  * it), then sends everything due. Sending never happens in a milter
  * callback, so a slow MTA submission cannot stall the SMTP session.
  *
- * The reload thread waits for SIGUSR1, loads the rules aside and swaps
+ * The signal thread waits for SIGUSR1, loads the rules aside and swaps
  * them in only if they are valid; otherwise the old rules stay in force
- * and the reason is logged.
+ * and the reason is logged. It also waits for SIGQUIT, the graceful
+ * stop (see drain_and_stop).
  */
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
+#include <libmilter/mfapi.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -21,6 +23,7 @@
 #include "outbox/outbox.h"
 
 #define OUTBOX_POLL_SECONDS 30
+#define DRAIN_SECONDS 60
 
 static struct {
 	const struct config *config;
@@ -90,6 +93,28 @@ reload_rules(void)
 	log_info("reload: rules %s loaded", w.config->rules);
 }
 
+/*
+ * SIGQUIT: stop gracefully. New watched mail is tempfailed at DATA while
+ * the messages already past DATA finish (up to DRAIN_SECONDS); then
+ * libmilter is told to stop, which drops only idle sessions.
+ */
+static void
+drain_and_stop(void)
+{
+	int i;
+
+	log_info("stop: draining, %d messages in flight",
+	    callbacks_messages_open());
+	callbacks_drain();
+	for (i = 0; i < DRAIN_SECONDS * 10 && callbacks_messages_open() > 0;
+	    i++)
+		g_usleep(100 * 1000);
+	if (callbacks_messages_open() > 0)
+		log_warn("stop: %d messages still in flight after %d s",
+		    callbacks_messages_open(), DRAIN_SECONDS);
+	smfi_stop();
+}
+
 static void *
 signal_loop(void *unused)
 {
@@ -100,6 +125,7 @@ signal_loop(void *unused)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);	/* SIGUSR2: wake the thread to stop */
+	sigaddset(&set, SIGQUIT);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
@@ -107,6 +133,8 @@ signal_loop(void *unused)
 			break;
 		if (sig == SIGUSR1)
 			reload_rules();
+		if (sig == SIGQUIT)
+			drain_and_stop();
 	}
 	return NULL;
 }
@@ -126,6 +154,7 @@ workers_start(const struct config *config, struct store *store,
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGQUIT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);

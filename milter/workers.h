@@ -3,8 +3,9 @@
  * sender, and the signal thread that reloads rules on SIGUSR1.
  *
  * libmilter takes SIGHUP, SIGTERM and SIGINT for itself (each stops the
- * milter), so a reload is asked for with SIGUSR1, as other libmilter
- * daemons do.
+ * milter at once, dropping the sessions that wait for the MTA), so a
+ * reload is asked for with SIGUSR1, as other libmilter daemons do, and a
+ * graceful stop, which lets messages in flight finish, with SIGQUIT.
  */
 #ifndef ESC_WORKERS_H
 #define ESC_WORKERS_H

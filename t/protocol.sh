@@ -156,7 +156,31 @@ EXPECT=accept check "with on_error: accept a locked store accepts" \
 check "the accept is logged with the queue id" \
     log_has "LOCK2: case=none error: .*accepted without a case"
 release_lock
-kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=
+
+# SIGQUIT, the graceful stop: the message past DATA finishes, new mail
+# is tempfailed at DATA, then the daemon stops.
+rm -f "$work/ready"
+READY_FILE="$work/ready" script in-flight-at-graceful-stop \
+    > "$work/graceful.out" 2>&1 &
+client=$!
+for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
+kill -QUIT "$pid"
+sleep 0.5
+check "while draining, new watched mail is tempfailed at DATA" \
+    script new-mail-while-draining
+graceful=0
+wait "$client" || graceful=$?
+check "a message in flight at SIGQUIT is finished" \
+    bash -c "[ $graceful = 0 ] || { cat '$work/graceful.out'; false; }"
+check "it is logged with its case" log_has "QUIT1: case=ESC-.* opened"
+stopped=0
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { stopped=1; break; }
+	sleep 0.1; done
+check "then the daemon stops" test "$stopped" = 1
+status=0
+wait "$pid" 2>/dev/null || status=$?
+pid=
+check "and exits with status 0" test "$status" = 0
 
 echo "# $((n - failed)) of $n protocol checks passed"
 [ "$failed" = 0 ]
