@@ -28,7 +28,7 @@
 #include "rules/rules.h"
 #include "store/store.h"
 
-#define DRAIN_SECONDS 30
+#define END_WAIT_SECONDS 30
 
 struct options {
 	const char *config_path;
@@ -112,13 +112,10 @@ prepare_directories(const struct config *config)
 static void
 wait_for_ends_running(void)
 {
-	for (int i = 0; i < DRAIN_SECONDS * 10; i++) {
-		if (callbacks_ends_running() == 0)
-			return;
-		g_usleep(100 * 1000);
-	}
-	log_warn("stop: %d messages still being processed after %d s",
-	    callbacks_ends_running(), DRAIN_SECONDS);
+	if (workers_wait_for_none(callbacks_ends_running,
+	    END_WAIT_SECONDS) > 0)
+		log_warn("stop: %d messages still being processed after %d s",
+		    callbacks_ends_running(), END_WAIT_SECONDS);
 }
 
 /* Until the signal thread waits for them, SIGUSR1 and SIGQUIT must not

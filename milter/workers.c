@@ -93,6 +93,14 @@ reload_rules(void)
 	log_info("reload: rules %s loaded", w.config->rules);
 }
 
+int
+workers_wait_for_none(int (*count)(void), int seconds)
+{
+	for (int i = 0; i < seconds * 10 && count() > 0; i++)
+		g_usleep(100 * 1000);
+	return count();
+}
+
 /*
  * SIGQUIT: stop gracefully. New watched mail is tempfailed at DATA while
  * the messages already past DATA finish (up to DRAIN_SECONDS); then
@@ -101,15 +109,10 @@ reload_rules(void)
 static void
 drain_and_stop(void)
 {
-	int i;
-
 	log_info("stop: draining, %d messages in flight",
 	    callbacks_messages_open());
 	callbacks_drain();
-	for (i = 0; i < DRAIN_SECONDS * 10 && callbacks_messages_open() > 0;
-	    i++)
-		g_usleep(100 * 1000);
-	if (callbacks_messages_open() > 0)
+	if (workers_wait_for_none(callbacks_messages_open, DRAIN_SECONDS) > 0)
 		log_warn("stop: %d messages still in flight after %d s",
 		    callbacks_messages_open(), DRAIN_SECONDS);
 	smfi_stop();

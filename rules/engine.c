@@ -124,15 +124,6 @@ find_case(struct run *run, char **case_id_r, GError **error)
 	return 0;
 }
 
-static char *
-tickets_joined(const struct classification *cls)
-{
-	g_ptr_array_add(cls->tickets, NULL);
-	char *joined = g_strjoinv(", ", (char **)cls->tickets->pdata);
-	g_ptr_array_remove_index(cls->tickets, cls->tickets->len - 1);
-	return joined;
-}
-
 static int
 add_tickets(struct run *run, const char *case_id, GError **error)
 {
@@ -218,7 +209,9 @@ ack_variables(struct run *run, const struct procedure *proc,
 
 	g_hash_table_insert(vars, "case_id", g_strdup(case_id));
 	g_hash_table_insert(vars, "procedure", g_strdup(proc->name));
-	g_hash_table_insert(vars, "tickets", tickets_joined(&run->cls));
+	/* fill_outcome() has copied the tickets before any decision. */
+	g_hash_table_insert(vars, "tickets", g_strjoinv(", ",
+	    run->out->tickets));
 	g_hash_table_insert(vars, "name", g_strdup(name ? name : ""));
 	g_hash_table_insert(vars, "subject", text_printable(run->cls.subject,
 	    120));
