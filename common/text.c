@@ -95,3 +95,91 @@ text_address_normalize(const char *address)
 		*--end = '\0';
 	return copy;
 }
+
+/* Does LINE (not NUL-terminated, LEN bytes) start a quoted reply? */
+static gboolean
+starts_quote(const char *line, size_t len)
+{
+	static const char *const markers[] = {
+		"-----Original Message-----",
+		"-----Ursprüngliche Nachricht-----",
+		"________________________________",
+		"-------- Forwarded Message --------",
+		NULL };
+
+	for (int i = 0; markers[i] != NULL; i++)
+		if (len >= strlen(markers[i]) &&
+		    strncmp(line, markers[i], strlen(markers[i])) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+/* An attribution line: "On Mon, ... wrote:", "Am ... schrieb ...:". */
+static gboolean
+is_attribution(const char *line, size_t len)
+{
+	while (len > 0 && g_ascii_isspace(line[len - 1]))
+		len--;
+	return len > 0 && line[len - 1] == ':' && len < 300 &&
+	    (g_strstr_len(line, (gssize)len, "wrote") != NULL ||
+	    g_strstr_len(line, (gssize)len, "schrieb") != NULL ||
+	    g_strstr_len(line, (gssize)len, "a écrit") != NULL ||
+	    g_strstr_len(line, (gssize)len, "escribió") != NULL);
+}
+
+char *
+text_own_words(const char *body, size_t cap)
+{
+	GString *out = g_string_new(NULL);
+	const char *p = body ? body : "";
+
+	while (*p != '\0') {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		const char *next = eol ? eol + 1 : p + len;
+
+		if ((len == 3 && strncmp(p, "-- ", 3) == 0) ||
+		    (len == 4 && strncmp(p, "-- \r", 4) == 0) ||
+		    starts_quote(p, len))
+			break;
+		if (is_attribution(p, len) && *next == '>')
+			break;
+		if (len == 0 || *p != '>')
+			g_string_append_len(out, p, (gssize)len + (eol != NULL));
+		p = next;
+	}
+	/* Trailing blank lines say nothing. */
+	while (out->len > 0 && g_ascii_isspace(out->str[out->len - 1]))
+		g_string_truncate(out, out->len - 1);
+	if (out->len > cap) {
+		const char *end = out->str + cap;
+
+		while (end > out->str && (*end & 0xC0) == 0x80)
+			end--;
+		g_string_truncate(out, (gsize)(end - out->str));
+		g_string_append(out, "\n[...]");
+	}
+	return g_string_free(out, FALSE);
+}
+
+char *
+text_first_address(const char *text)
+{
+	GRegex *re;
+	GMatchInfo *match = NULL;
+	char *address = NULL;
+
+	if (text == NULL)
+		return NULL;
+	re = g_regex_new("[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+",
+	    0, 0, NULL);
+	if (g_regex_match(re, text, 0, &match)) {
+		char *found = g_match_info_fetch(match, 0);
+
+		address = g_ascii_strdown(found, -1);
+		g_free(found);
+	}
+	g_match_info_free(match);
+	g_regex_unref(re);
+	return address;
+}

@@ -26,4 +26,15 @@ char *text_to_utf8(const char *text, size_t len);
 /* Lowercase ASCII copy of an address, or NULL. */
 char *text_address_normalize(const char *address);
 
+/*
+ * What the writer of a reply wrote: the body up to its signature ("-- "),
+ * an Outlook or forwarding separator, or the "On ... wrote:" line before
+ * a quote, with quoted lines ("> ...") left out; cut at CAP bytes.
+ */
+char *text_own_words(const char *body, size_t cap);
+
+/* The first thing in TEXT that looks like an address, lowercased, or
+ * NULL: commands name a contact this way ("... manager@tld.example"). */
+char *text_first_address(const char *text);
+
 #endif

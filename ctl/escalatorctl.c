@@ -22,6 +22,7 @@
 #include <time.h>
 #include <gmime/gmime.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/text.h"
@@ -94,9 +95,12 @@ cmd_check(struct ctl *ctl)
 		rules_unref(&rules);
 		return report("send", error, EX_CONFIG);
 	}
-	printf("rules OK: %s (%u mailboxes, %u procedures, %u ticket "
-	    "patterns)\n", ctl->config->rules, rules->mailboxes->len,
-	    rules->procedures->len, rules->tickets->len);
+	for (guint i = 0; i < rules->warnings->len; i++)
+		printf("%s\n", (char *)rules->warnings->pdata[i]);
+	printf("rules OK: %s (%u mailboxes, %u procedures, %u roles, %u "
+	    "ticket patterns, %u warnings)\n", ctl->config->rules,
+	    rules->mailboxes->len, rules->procedures->len, rules->roles->len,
+	    rules->tickets->len, rules->warnings->len);
 	send_target_free(&target);
 	rules_unref(&rules);
 	return EX_OK;
@@ -182,7 +186,7 @@ process_file(struct ctl *ctl, const char *file, struct envelope *env,
 	if (env->sender == NULL)
 		env->sender = msg->from ? msg->from : "";
 
-	if (engine_process(rules, store, time(NULL), dry_run, env, msg, &out,
+	if (engine_process(rules, store, clock_now(), dry_run, env, msg, &out,
 	    &error) < 0) {
 		rc = report("process", error, EX_TEMPFAIL);
 	} else {
@@ -358,7 +362,7 @@ cmd_outbox(struct ctl *ctl, int argc, char **argv)
 		target = send_target_parse(ctl->config->send, &error);
 		if (target == NULL)
 			rc = report("send", error, EX_CONFIG);
-		else if ((count = outbox_run(store, target, time(NULL),
+		else if ((count = outbox_run(store, target, clock_now(),
 		    &error)) < 0)
 			rc = report("outbox", error, EX_UNAVAILABLE);
 		else
@@ -367,7 +371,7 @@ cmd_outbox(struct ctl *ctl, int argc, char **argv)
 	} else if (strcmp(argv[1], "retry") == 0) {
 		if (store_begin(store, &error) < 0 ||
 		    store_outbox_requeue(store, argc > 2 ? argv[2] : NULL,
-		    time(NULL), &count, &error) < 0 ||
+		    clock_now(), &count, &error) < 0 ||
 		    store_commit(store, &error) < 0)
 			rc = report("outbox", error, EX_UNAVAILABLE);
 		else

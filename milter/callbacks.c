@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/text.h"
 #include "milter/callbacks.h"
@@ -331,7 +332,7 @@ run_engine(SMFICTX *ctx, struct message_context *m, struct rules *rules)
 	if (m->truncated)
 		log_warn("%s: case=none limit: message cut at %zu bytes",
 		    env.queue_id, shared->config->max_message_size);
-	if (engine_process(rules, shared->store, time(NULL), FALSE, &env, msg,
+	if (engine_process(rules, shared->store, clock_now(), FALSE, &env, msg,
 	    &out, &error) < 0) {
 		status = on_failure(ctx, m, error->message);
 		g_error_free(error);

@@ -205,6 +205,8 @@ main(int argc, char **argv)
 	rules = rules_load(config->rules, config->templates, &error);
 	if (rules == NULL)
 		fail(EX_CONFIG, "rules", error);
+	for (guint i = 0; i < rules->warnings->len; i++)
+		log_warn("rules: %s", (char *)rules->warnings->pdata[i]);
 	target = send_target_parse(config->send, &error);
 	if (target == NULL || send_target_check(target, &error) < 0)
 		fail(EX_CONFIG, "send", error);

@@ -1,5 +1,9 @@
 /*
- * workers.c: the outbox thread and the reload thread.
+ * workers.c: the outbox thread, the timer thread and the signal thread.
+ *
+ * The timer thread sleeps until the next timer is due (at most its poll
+ * interval, so a timer added by another process is not missed), fires
+ * what is due through the engine and wakes the outbox thread.
  *
  * The outbox thread sleeps until woken by a queued acknowledgement or
  * until its poll interval passes (retries come due while nobody wakes
@@ -16,23 +20,27 @@
 #include <time.h>
 #include <libmilter/mfapi.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "milter/callbacks.h"
 #include "milter/workers.h"
 #include "outbox/outbox.h"
+#include "rules/engine.h"
 
 #define OUTBOX_POLL_SECONDS 30
+#define TIMER_POLL_SECONDS 30
+#define TIMERS_PER_ROUND 100
 #define DRAIN_SECONDS 60
 
 static struct {
 	const struct config *config;
 	struct store *store;
 	struct send_target *target;
-	pthread_t outbox_thread, signal_thread;
+	pthread_t outbox_thread, timer_thread, signal_thread;
 	GMutex lock;
-	GCond wake;
-	gboolean woken, stopping;
+	GCond wake, timer_wake;
+	gboolean woken, timer_woken, stopping;
 } w;
 
 static void *
@@ -46,7 +54,7 @@ outbox_loop(void *unused)
 
 		w.woken = FALSE;
 		g_mutex_unlock(&w.lock);
-		if (outbox_run(w.store, w.target, time(NULL), &error) < 0) {
+		if (outbox_run(w.store, w.target, clock_now(), &error) < 0) {
 			log_err("outbox: %s", error->message);
 			g_error_free(error);
 		}
@@ -59,6 +67,77 @@ outbox_loop(void *unused)
 	}
 	g_mutex_unlock(&w.lock);
 	return NULL;
+}
+
+/* Seconds until the next timer is due, within the poll interval. */
+static int
+timer_sleep_seconds(void)
+{
+	GError *error = NULL;
+	time_t due = 0, now = clock_now();
+	int rc = store_timer_earliest(w.store, &due, &error);
+
+	if (rc < 0) {
+		log_err("timer: %s", error->message);
+		g_error_free(error);
+	}
+	if (rc != 1 || due - now >= TIMER_POLL_SECONDS)
+		return TIMER_POLL_SECONDS;
+	return due <= now ? 0 : (int)(due - now);
+}
+
+static void
+fire_due_timers(void)
+{
+	struct rules *rules = callbacks_rules_get();
+	GError *error = NULL;
+	int fired;
+
+	do {
+		fired = engine_fire_due(rules, w.store, clock_now(),
+		    TIMERS_PER_ROUND, &error);
+		if (fired > 0)
+			workers_outbox_wake();
+	} while (fired == TIMERS_PER_ROUND && !w.stopping);
+	if (fired < 0) {
+		/* A locked store: the timer stays due for the next round. */
+		log_err("timer: %s", error->message);
+		g_error_free(error);
+	}
+	rules_unref(&rules);
+}
+
+static void *
+timer_loop(void *unused)
+{
+	(void)unused;
+	g_mutex_lock(&w.lock);
+	while (!w.stopping) {
+		gint64 until;
+		int seconds;
+
+		w.timer_woken = FALSE;
+		g_mutex_unlock(&w.lock);
+		fire_due_timers();
+		seconds = timer_sleep_seconds();
+		g_mutex_lock(&w.lock);
+		until = g_get_monotonic_time() +
+		    MAX(seconds, 1) * G_TIME_SPAN_SECOND;
+		while (!w.timer_woken && !w.stopping)
+			if (!g_cond_wait_until(&w.timer_wake, &w.lock, until))
+				break;
+	}
+	g_mutex_unlock(&w.lock);
+	return NULL;
+}
+
+void
+workers_timer_wake(void)
+{
+	g_mutex_lock(&w.lock);
+	w.timer_woken = TRUE;
+	g_cond_signal(&w.timer_wake);
+	g_mutex_unlock(&w.lock);
 }
 
 void
@@ -89,6 +168,8 @@ reload_rules(void)
 		g_error_free(error);
 		return;
 	}
+	for (guint i = 0; i < rules->warnings->len; i++)
+		log_warn("reload: %s", (char *)rules->warnings->pdata[i]);
 	callbacks_rules_swap(rules);
 	log_info("reload: rules %s loaded", w.config->rules);
 }
@@ -134,8 +215,14 @@ signal_loop(void *unused)
 			continue;
 		if (sig == SIGUSR2 && w.stopping)
 			break;
-		if (sig == SIGUSR1)
+		/* A reload also looks at timers and the outbox at once: new
+		 * rules may change what is due (and the tests move their
+		 * clock, then send SIGUSR1). */
+		if (sig == SIGUSR1) {
 			reload_rules();
+			workers_timer_wake();
+			workers_outbox_wake();
+		}
 		if (sig == SIGQUIT)
 			drain_and_stop();
 	}
@@ -164,6 +251,7 @@ workers_start(const struct config *config, struct store *store,
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	if (pthread_create(&w.outbox_thread, NULL, outbox_loop, NULL) != 0 ||
+	    pthread_create(&w.timer_thread, NULL, timer_loop, NULL) != 0 ||
 	    pthread_create(&w.signal_thread, NULL, signal_loop, NULL) != 0) {
 		g_set_error(error, ESC_ERROR, ESC_ERROR_IO,
 		    "cannot start worker threads");
@@ -178,8 +266,10 @@ workers_stop(void)
 	g_mutex_lock(&w.lock);
 	w.stopping = TRUE;
 	g_cond_signal(&w.wake);
+	g_cond_signal(&w.timer_wake);
 	g_mutex_unlock(&w.lock);
 	pthread_join(w.outbox_thread, NULL);
+	pthread_join(w.timer_thread, NULL);
 	pthread_kill(w.signal_thread, SIGUSR2);
 	pthread_join(w.signal_thread, NULL);
 }

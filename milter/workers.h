@@ -20,6 +20,7 @@ int workers_start(const struct config *config, struct store *store,
     struct send_target *target, GError **error);
 /* Wake the outbox thread: new mail was queued. */
 void workers_outbox_wake(void);
+void workers_timer_wake(void);
 /* Poll COUNT every 0.1 s until it is 0 or SECONDS pass; its last value. */
 int workers_wait_for_none(int (*count)(void), int seconds);
 /* Stop and join the threads; the last outbox pass is not interrupted. */

@@ -526,6 +526,8 @@ compose_message(const struct outgoing *mail, time_t now)
 	set_address(object, "From", mail->sender_name, mail->sender);
 	set_subject(object, mail->subject);
 	set_address(object, "To", NULL, mail->recipient);
+	if (mail->reply_to != NULL)
+		set_address(object, "Reply-To", NULL, mail->reply_to);
 	set_id_header(object, "Message-ID", mail->message_id);
 	set_id_header(object, "In-Reply-To", mail->in_reply_to);
 	set_references(object, mail->references);

@@ -2,11 +2,15 @@
  * calendar.c: deadline arithmetic in working time.
  *
  * Dates are walked in the calendar's own zone with GLib's GDateTime, so
- * DST changes keep the local time of day. A deadline counts whole working
- * days; hours matter only for where counting starts (see calendar.h).
+ * DST changes keep the local time of day. Days count whole working days;
+ * hours and minutes count working time inside opening hours (see
+ * calendar.h). Holidays come from a list or an iCalendar file (libical
+ * expands recurring ones, such as a yearly national day).
  */
 #include <stdio.h>
 #include <string.h>
+
+#include <libical/ical.h>
 
 #include "rules/calendar.h"
 
@@ -217,4 +221,146 @@ calendar_format(const struct calendar *cal, time_t at)
 
 	g_date_time_unref(t);
 	return text;
+}
+
+/* End of the working hours of the day T falls on. */
+static GDateTime *
+closing_of(const struct calendar *cal, GDateTime *t)
+{
+	if (cal->closes < 24 * 60)
+		return at_minute(cal, t, cal->closes);
+
+	GDateTime *next = next_day(cal, t);
+	GDateTime *midnight = at_minute(cal, next, 0);
+
+	g_date_time_unref(next);
+	return midnight;
+}
+
+time_t
+calendar_next_working(const struct calendar *cal, time_t at)
+{
+	GDateTime *t = local_time(cal, at);
+	GDateTime *start = working_start(cal, t);
+	time_t result = (time_t)g_date_time_to_unix(start);
+
+	g_date_time_unref(start);
+	g_date_time_unref(t);
+	return result;
+}
+
+time_t
+calendar_add_working_seconds(const struct calendar *cal, time_t start,
+    gint64 seconds)
+{
+	time_t t = start;
+
+	/* One opening period per turn; ten years of them is a guard. */
+	for (int guard = 0; guard < 3660; guard++) {
+		GDateTime *local = local_time(cal, t);
+		GDateTime *open = working_start(cal, local);
+		GDateTime *close = closing_of(cal, open);
+		gint64 from = g_date_time_to_unix(open);
+		gint64 avail = g_date_time_to_unix(close) - from;
+
+		g_date_time_unref(close);
+		g_date_time_unref(open);
+		g_date_time_unref(local);
+		if (seconds <= avail)
+			return (time_t)(from + seconds);
+		seconds -= avail;
+		t = (time_t)(from + avail);
+	}
+	return t;
+}
+
+gint64
+calendar_working_seconds(const struct calendar *cal, time_t from,
+    time_t to)
+{
+	gint64 total = 0;
+	time_t t = from;
+
+	for (int guard = 0; t < to && guard < 3660; guard++) {
+		GDateTime *local = local_time(cal, t);
+		GDateTime *open = working_start(cal, local);
+		GDateTime *close = closing_of(cal, open);
+		gint64 start = g_date_time_to_unix(open);
+		gint64 end = MIN(g_date_time_to_unix(close), (gint64)to);
+
+		g_date_time_unref(close);
+		g_date_time_unref(open);
+		g_date_time_unref(local);
+		if (start >= to)
+			break;
+		total += end - start;
+		t = (time_t)end;
+	}
+	return total;
+}
+
+/*
+ * Add each day of the event's occurrences in [FROM_YEAR, TO_YEAR].
+ * XXX: only the first day of an event counts; a holiday spanning
+ * several days needs one event per day (or a daily RRULE with COUNT).
+ */
+static int
+add_event_days(struct calendar *cal, icalcomponent *event, int from_year,
+    int to_year)
+{
+	struct icaltimetype start = icalcomponent_get_dtstart(event);
+	icalproperty *rrule = icalcomponent_get_first_property(event,
+	    ICAL_RRULE_PROPERTY);
+	struct icaltimetype day = start;
+	icalrecur_iterator *it = NULL;
+	int added = 0;
+
+	if (icaltime_is_null_time(start))
+		return 0;
+	if (rrule != NULL)
+		it = icalrecur_iterator_new(icalproperty_get_rrule(rrule),
+		    start);
+	for (int guard = 0; guard < 1000; guard++) {
+		if (guard > 0 && it == NULL)
+			break;
+		if (it != NULL)
+			day = icalrecur_iterator_next(it);
+		if (icaltime_is_null_time(day) || day.year > to_year)
+			break;
+		if (day.year >= from_year) {
+			char *date = g_strdup_printf("%04d-%02d-%02d",
+			    day.year, day.month, day.day);
+			g_hash_table_add(cal->holidays, date);
+			added++;
+		}
+	}
+	if (it != NULL)
+		icalrecur_iterator_free(it);
+	return added;
+}
+
+int
+calendar_load_ics(struct calendar *cal, const char *path, int from_year,
+    int to_year, GError **error)
+{
+	char *text = NULL;
+	icalcomponent *root, *event;
+	int added = 0;
+
+	if (!g_file_get_contents(path, &text, NULL, error))
+		return -1;
+	root = icalparser_parse_string(text);
+	g_free(text);
+	if (root == NULL) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+		    "%s: not an iCalendar file", path);
+		return -1;
+	}
+	for (event = icalcomponent_get_first_component(root,
+	    ICAL_VEVENT_COMPONENT); event != NULL;
+	    event = icalcomponent_get_next_component(root,
+	    ICAL_VEVENT_COMPONENT))
+		added += add_event_days(cal, event, from_year, to_year);
+	icalcomponent_free(root);
+	return added;
 }

@@ -7,7 +7,8 @@
  * 16:00. A start outside working hours counts from the next opening:
  * Saturday 10:00 plus 2 is Wednesday at opening time. A calendar open
  * every day around the clock is plain elapsed days. Local times are kept
- * across DST changes (a deadline stays at 16:00 local).
+ * across DST changes (a deadline stays at 16:00 local). Hours and
+ * minutes count working time only (calendar_add_working_seconds).
  */
 #ifndef ESC_CALENDAR_H
 #define ESC_CALENDAR_H
@@ -41,6 +42,26 @@ gboolean calendar_is_working(const struct calendar *cal, time_t at);
 /* The deadline DAYS working days after START, as described above. */
 time_t calendar_add_working_days(const struct calendar *cal, time_t start,
     int days);
+/* The first working moment at or after AT (AT itself if working). */
+time_t calendar_next_working(const struct calendar *cal, time_t at);
+/*
+ * SECONDS of working time after START: inside opening hours on working
+ * days, so 4 hours from Friday 15:00 in a 09:00-17:00 calendar is
+ * Monday 11:00. Around the clock it is plain elapsed time.
+ */
+time_t calendar_add_working_seconds(const struct calendar *cal,
+    time_t start, gint64 seconds);
+/* Working seconds between FROM and TO (0 if TO is not after FROM). */
+gint64 calendar_working_seconds(const struct calendar *cal, time_t from,
+    time_t to);
+/*
+ * Add the days of every event in the iCalendar file PATH as holidays,
+ * recurring events expanded over FROM_YEAR..TO_YEAR. The number of days
+ * added, or -1 with ERROR.
+ */
+int calendar_load_ics(struct calendar *cal, const char *path,
+    int from_year, int to_year, GError **error);
+
 /* Format AT in the calendar's zone: "Tue 2026-12-08 16:00 CET". */
 char *calendar_format(const struct calendar *cal, time_t at);
 

@@ -18,6 +18,7 @@
 #include "common/text.h"
 #include "rules/classify.h"
 #include "rules/engine.h"
+#include "rules/workflow.h"
 
 struct run {
 	const struct rules *rules;
@@ -31,7 +32,8 @@ struct run {
 };
 
 #define ACTOR_SELF "escalator"
-#define MAX_REFERENCES 10
+/* Bytes of a message's own words kept in the audit log and relayed. */
+#define TEXT_QUOTE_CAP 4000
 
 /*
  * Whether the Message-ID was made by the MTA for this very delivery
@@ -124,16 +126,6 @@ find_case(struct run *run, char **case_id_r, GError **error)
 	return 0;
 }
 
-static int
-add_tickets(struct run *run, const char *case_id, GError **error)
-{
-	for (guint i = 0; i < run->cls.tickets->len; i++)
-		if (store_case_add_ticket(run->store, case_id,
-		    run->cls.tickets->pdata[i], error) < 0)
-			return -1;
-	return 0;
-}
-
 static const char *
 reply_address(const struct run *run)
 {
@@ -144,239 +136,123 @@ reply_address(const struct run *run)
 	return run->env->sender;
 }
 
-static gboolean
-is_internal(const struct rules *rules, const char *address)
-{
-	const char *at = strrchr(address, '@');
-
-	if (rules_mailbox(rules, address) != NULL ||
-	    g_ascii_strcasecmp(address, rules->sender) == 0)
-		return TRUE;
-	for (char **d = rules->internal_domains; at && *d; d++)
-		if (g_ascii_strcasecmp(at + 1, *d) == 0)
-			return TRUE;
-	return FALSE;
-}
-
-/* Why no acknowledgement may go to RCPT, or NULL if one may. */
+/* Who acts: the From address, else the envelope sender. */
 static const char *
-ack_refusal(struct run *run, const char *rcpt, GError **error)
+sender_address(const struct run *run)
 {
-	int sent = 0;
+	if (run->msg->from != NULL && *run->msg->from != '\0')
+		return run->msg->from;
+	if (run->env->sender != NULL && *run->env->sender != '\0')
+		return run->env->sender;
+	return NULL;
+}
 
-	if (rcpt == NULL || *rcpt == '\0' || strchr(rcpt, '@') == NULL)
-		return "no reply address";
+static void
+act_init(struct run *run, struct act *act, char *sender, char *text)
+{
+	memset(act, 0, sizeof *act);
+	act->rules = run->rules;
+	act->store = run->store;
+	act->now = run->now;
+	act->qid = run->qid;
+	act->sender = sender;
+	act->reply_address = reply_address(run);
+	act->sender_name = run->msg->from_name;
+	act->text = text;
+	act->msg = run->msg;
+	if (run->cls.automatic == AUTO_NONE) {
+		act->command = run->cls.command;
+		act->command_text = run->cls.command_text;
+	}
 	if (run->cls.automatic != AUTO_NONE)
-		return run->cls.automatic_why;
-	if (run->cls.answers_us)
-		return "answers our own mail";
-	if (is_internal(run->rules, rcpt))
-		return "internal sender";
-	if (store_outbox_count_to(run->store, rcpt,
-	    run->now - run->rules->ack_window, &sent, error) < 0)
-		return NULL;
-	if (sent >= run->rules->ack_limit)
-		return "rate limit";
-	return "";
+		act->no_reply = run->cls.automatic_why;
 }
 
-static char *
-references_for(const struct message *msg)
+static void
+act_done(struct run *run, struct act *act)
 {
-	GString *refs = g_string_new(NULL);
-	guint n = g_strv_length(msg->references);
-
-	/* Keep the first and the last few, as RFC 5322 suggests. */
-	for (guint i = 0; i < n; i++) {
-		if (n > MAX_REFERENCES && i > 0 && i < n - MAX_REFERENCES + 1)
-			continue;
-		g_string_append_printf(refs, "%s<%s>", refs->len ? " " : "",
-		    msg->references[i]);
-	}
-	if (msg->message_id != NULL)
-		g_string_append_printf(refs, "%s<%s>", refs->len ? " " : "",
-		    msg->message_id);
-	return g_string_free(refs, refs->len == 0);
-}
-
-static GHashTable *
-ack_variables(struct run *run, const struct procedure *proc,
-    const char *case_id, time_t deadline)
-{
-	GHashTable *vars = g_hash_table_new_full(g_str_hash, g_str_equal,
-	    NULL, g_free);
-	const char *name = run->msg->from_name;
-
-	g_hash_table_insert(vars, "case_id", g_strdup(case_id));
-	g_hash_table_insert(vars, "procedure", g_strdup(proc->name));
-	/* fill_outcome() has copied the tickets before any decision. */
-	g_hash_table_insert(vars, "tickets", g_strjoinv(", ",
-	    run->out->tickets));
-	g_hash_table_insert(vars, "name", g_strdup(name ? name : ""));
-	g_hash_table_insert(vars, "subject", text_printable(run->cls.subject,
-	    120));
-	g_hash_table_insert(vars, "deadline", deadline && proc->calendar ?
-	    calendar_format(proc->calendar, deadline) : g_strdup(""));
-	return vars;
+	g_free(run->out->ack_to);
+	g_free(run->out->ack_skipped);
+	run->out->ack_to = act->replied_to;
+	run->out->ack_skipped = act->reply_skipped;
+	run->out->refused = act->refused;
+	act->replied_to = act->reply_skipped = act->refused = NULL;
 }
 
 static int
-queue_ack(struct run *run, const struct procedure *proc,
-    const char *case_id, time_t deadline, GError **error)
-{
-	const char *rcpt = reply_address(run);
-	const char *refusal = ack_refusal(run, rcpt, error);
-	const struct template *tpl = proc->ack;
-	struct outgoing mail = { 0 };
-	GHashTable *vars;
-	char *uuid;
-	int rc;
-
-	if (refusal == NULL)
-		return -1;
-	if (*refusal != '\0') {
-		run->out->ack_skipped = g_strdup(refusal);
-		return store_event_add(run->store, case_id, run->now,
-		    ACTOR_SELF, "ack-skipped", refusal, error);
-	}
-	if (run->cls.tickets->len == 0 && proc->ack_without_tickets != NULL)
-		tpl = proc->ack_without_tickets;
-
-	vars = ack_variables(run, proc, case_id, deadline);
-	template_render(tpl, vars, &mail.subject, &mail.body);
-	g_hash_table_unref(vars);
-
-	uuid = g_uuid_string_random();
-	mail.message_id = g_strdup_printf("ack.%s.%s@%s", case_id, uuid,
-	    run->rules->domain);
-	g_free(uuid);
-	mail.case_id = (char *)case_id;
-	mail.kind = "ack";
-	mail.sender = run->rules->sender;
-	mail.sender_name = run->rules->sender_name;
-	mail.recipient = (char *)rcpt;
-	mail.in_reply_to = run->msg->message_id;
-	mail.references = references_for(run->msg);
-	mail.auto_submitted = "auto-replied";
-	mail.created = run->now;
-	mail.next_attempt = run->now;
-
-	rc = store_outbox_queue(run->store, &mail, error);
-	if (rc == 0)
-		rc = store_event_add(run->store, case_id, run->now,
-		    ACTOR_SELF, "ack-queued", rcpt, error);
-	if (rc == 0)
-		run->out->ack_to = g_strdup(rcpt);
-	g_free(mail.subject);
-	g_free(mail.body);
-	g_free(mail.message_id);
-	g_free(mail.references);
-	return rc;
-}
-
-static int
-open_case(struct run *run, const struct procedure *proc, GError **error)
-{
-	struct case_record rec = { 0 };
-	GDateTime *now = g_date_time_new_from_unix_utc(run->now);
-	int year = g_date_time_get_year(now);
-	gboolean waiting = run->cls.tickets->len == 0 &&
-	    proc->ack_without_tickets != NULL;
-	gint64 seq;
-	char *detail;
-	int rc;
-
-	g_date_time_unref(now);
-	/* Without {year} in the ids, one sequence runs on across years. */
-	if (store_case_next_number(run->store, proc->name,
-	    strstr(proc->case_id, "{year}") != NULL ? year : 0, &seq,
-	    error) < 0)
-		return -1;
-	rec.id = procedure_case_id(proc, year, seq);
-	rec.procedure = proc->name;
-	/* Without tickets the case waits for them and its clock does not
-	 * run yet: the deadline is set when they arrive. */
-	rec.state = waiting ? "waiting-tickets" : "open";
-	rec.complainant = (char *)reply_address(run);
-	rec.subject = run->cls.subject;
-	rec.opened = rec.updated = run->now;
-	if (!waiting && proc->response_days > 0)
-		rec.deadline = calendar_add_working_days(proc->calendar,
-		    run->now, proc->response_days);
-
-	run->out->case_id = g_strdup(rec.id);
-	detail = g_strdup_printf("from=%s", rec.complainant ?
-	    rec.complainant : "");
-	rc = store_case_create(run->store, &rec, error);
-	if (rc == 0)
-		rc = add_tickets(run, rec.id, error);
-	if (rc == 0)
-		rc = store_event_add(run->store, rec.id, run->now,
-		    rec.complainant ? rec.complainant : ACTOR_SELF, "opened",
-		    detail, error);
-	if (rc == 0)
-		rc = queue_ack(run, proc, rec.id, rec.deadline, error);
-	g_free(detail);
-	g_free(rec.id);
-	return rc;
-}
-
-/* A case waiting for ticket numbers starts its clock when they come. */
-static int
-start_clock_if_waiting(struct run *run, const char *case_id,
+open_case(struct run *run, const struct procedure *proc, const char *linked,
     GError **error)
 {
-	struct case_record rec = { 0 };
-	const struct procedure *proc;
-	time_t deadline = 0;
+	char *sender = text_address_normalize(sender_address(run));
+	char *text = text_own_words(run->msg->body, TEXT_QUOTE_CAP);
+	struct act act;
 	int rc;
 
-	if (run->cls.tickets->len == 0)
-		return 0;
-	rc = store_case_get(run->store, case_id, &rec, error);
-	if (rc <= 0 || strcmp(rec.state, "waiting-tickets") != 0) {
-		case_record_clear(&rec);
-		return rc < 0 ? -1 : 0;
-	}
-	proc = rules_procedure(run->rules, rec.procedure);
-	if (proc != NULL && proc->response_days > 0)
-		deadline = calendar_add_working_days(proc->calendar,
-		    run->now, proc->response_days);
-	rc = store_case_set_state(run->store, case_id, "open", deadline,
-	    run->now, error);
-	if (rc == 0)
-		rc = store_event_add(run->store, case_id, run->now,
-		    ACTOR_SELF, "state", "waiting-tickets -> open", error);
-	case_record_clear(&rec);
+	act_init(run, &act, sender, text);
+	g_free(run->out->case_id);
+	run->out->case_id = NULL;
+	run->out->kind = OUTCOME_OPENED;
+	rc = workflow_open(&act, proc, sender, run->cls.subject, linked,
+	    run->cls.tickets, &run->out->case_id, error);
+	act_done(run, &act);
+	g_free(sender);
+	g_free(text);
 	return rc;
 }
 
+/*
+ * A message on a case it belongs to: recorded with its command and
+ * words; automatic mail (an out-of-office reply) is only recorded, for
+ * it must not move a case nor be answered.
+ */
 static int
-record_followup(struct run *run, const char *case_id, GError **error)
+record_followup(struct run *run, const struct procedure *proc,
+    const char *case_id, GError **error)
 {
-	const char *from = reply_address(run);
-	const char *kind = run->cls.automatic != AUTO_NONE ? "automatic" :
-	    "message";
+	char *sender = text_address_normalize(sender_address(run));
+	char *text = text_own_words(run->msg->body, TEXT_QUOTE_CAP);
+	gboolean automatic = run->cls.automatic != AUTO_NONE;
 	char *subject = text_printable(run->msg->subject, 200);
 	char *detail;
+	gboolean follows = TRUE;
+	struct act act;
 	int rc;
 
-	/* XXX: commands are recorded but not yet acted on; the workflow
-	 * of states and transitions comes with the procedure rules. */
-	if (run->cls.command != NULL && run->cls.automatic == AUTO_NONE)
-		detail = g_strdup_printf("command=%s subject=%s",
-		    run->cls.command, subject);
+	act_init(run, &act, sender, text);
+	if (act.command != NULL)
+		detail = g_strdup_printf("command=%s text=%s\n%s",
+		    act.command, act.command_text ? act.command_text : "",
+		    text);
 	else
-		detail = g_strdup_printf("subject=%s", subject);
+		detail = g_strdup_printf("subject=%s\n%s", subject, text);
 	run->out->case_id = g_strdup(case_id);
 	rc = store_event_add(run->store, case_id, run->now,
-	    from ? from : ACTOR_SELF, kind, detail, error);
-	if (rc == 0 && run->cls.automatic == AUTO_NONE)
-		rc = add_tickets(run, case_id, error);
-	if (rc == 0 && run->cls.automatic == AUTO_NONE)
-		rc = start_clock_if_waiting(run, case_id, error);
+	    sender ? sender : ACTOR_SELF, automatic ? "automatic" :
+	    act.command ? "command" : "message", detail, error);
+	for (guint i = 0; rc == 0 && !automatic && i < run->cls.tickets->len;
+	    i++)
+		rc = store_case_add_ticket(run->store, case_id,
+		    run->cls.tickets->pdata[i], error);
+	if (rc == 0 && !automatic)
+		rc = workflow_message(&act, case_id, &follows, error);
+	act_done(run, &act);
+	/* Too late to reopen: a new case follows the closed one, in the
+	 * procedure of the closed one where the rules still have it. */
+	if (rc == 0 && !follows) {
+		struct case_record old = { 0 };
+		const struct procedure *p = NULL;
+
+		rc = store_case_get(run->store, case_id, &old, error);
+		if (rc == 1)
+			p = rules_procedure(run->rules, old.procedure);
+		if (rc >= 0)
+			rc = open_case(run, p ? p : proc, case_id, error);
+		case_record_clear(&old);
+	}
 	g_free(detail);
 	g_free(subject);
+	g_free(sender);
+	g_free(text);
 	return rc;
 }
 
@@ -408,7 +284,7 @@ decide(struct run *run, const struct procedure *proc, GError **error)
 		rc = record_bounce(run, case_id, error);
 	} else if (rc == 1) {
 		run->out->kind = OUTCOME_FOLLOWUP;
-		rc = record_followup(run, case_id, error);
+		rc = record_followup(run, proc, case_id, error);
 	} else if (run->cls.automatic != AUTO_NONE || run->cls.answers_us) {
 		/* Automatic mail, or a reply to our own mail that we cannot
 		 * place: never a new case, never an answer (no loops). */
@@ -417,8 +293,7 @@ decide(struct run *run, const struct procedure *proc, GError **error)
 		    run->cls.automatic_why : "answers our own mail");
 		rc = 0;
 	} else {
-		run->out->kind = OUTCOME_OPENED;
-		rc = open_case(run, proc, error);
+		rc = open_case(run, proc, NULL, error);
 	}
 	g_free(case_id);
 	return rc;
@@ -531,6 +406,7 @@ outcome_clear(struct outcome *out)
 	g_free(out->command);
 	g_free(out->ack_to);
 	g_free(out->ack_skipped);
+	g_free(out->refused);
 	memset(out, 0, sizeof *out);
 }
 
@@ -541,4 +417,44 @@ outcome_name(enum outcome_kind kind)
 		"opened", "follow-up", "bounce", "ignored" };
 
 	return kind <= OUTCOME_IGNORED ? names[kind] : "?";
+}
+
+/* Fire one due timer in its own transaction: 1 fired, 0 none due. */
+static int
+fire_one(const struct rules *rules, struct store *store, time_t now,
+    GError **error)
+{
+	struct timer_record t = { 0 };
+	struct act act = { 0 };
+	int rc;
+
+	if (store_begin(store, error) < 0)
+		return -1;
+	rc = store_timer_next_due(store, now, &t, error);
+	if (rc == 1) {
+		act.rules = rules;
+		act.store = store;
+		act.now = now;
+		act.qid = "timer";
+		rc = workflow_fire(&act, &t, error) < 0 ? -1 : 1;
+		act_clear(&act);
+	}
+	if (rc == 1 && store_commit(store, error) < 0)
+		rc = -1;
+	else if (rc != 1)
+		store_rollback(store);
+	timer_record_clear(&t);
+	return rc;
+}
+
+int
+engine_fire_due(const struct rules *rules, struct store *store, time_t now,
+    int limit, GError **error)
+{
+	int fired = 0;
+	int rc = 1;
+
+	while (fired < limit && (rc = fire_one(rules, store, now, error)) == 1)
+		fired++;
+	return rc < 0 ? -1 : fired;
 }

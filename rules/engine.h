@@ -42,6 +42,7 @@ struct outcome {
 	char *command;		/* command word seen, or NULL */
 	char *ack_to;		/* acknowledgement queued to, or NULL */
 	char *ack_skipped;	/* why no acknowledgement, or NULL */
+	char *refused;		/* why a command was refused, or NULL */
 };
 
 /*
@@ -53,6 +54,14 @@ struct outcome {
 int engine_process(const struct rules *rules, struct store *store,
     time_t now, gboolean dry_run, const struct envelope *env,
     const struct message *msg, struct outcome *out, GError **error);
+/*
+ * Fire the timers due at NOW, up to LIMIT, each in a transaction of its
+ * own together with what it does (so each fires exactly once, also
+ * after a restart that missed it). The number fired, or -1: a timer
+ * that failed stays due and is tried again.
+ */
+int engine_fire_due(const struct rules *rules, struct store *store,
+    time_t now, int limit, GError **error);
 void outcome_clear(struct outcome *out);
 const char *outcome_name(enum outcome_kind kind);
 

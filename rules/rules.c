@@ -13,32 +13,25 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/yaml.h"
-#include "rules/rules.h"
-
-struct loader {
-	struct yaml_file *file;
-	struct rules *rules;
-	const char *template_dir;
-};
+#include "rules/loader.h"
 
 static const char *const top_keys[] = { "operator", "mailboxes",
-	"calendars", "procedures", "tickets", "reply_prefixes",
-	"gateway_tags", "commands", "limits", NULL };
+	"calendars", "roles", "functions", "default_function", "chains",
+	"procedures", "tickets", "reply_prefixes", "gateway_tags",
+	"commands", "refusal", "limits", NULL };
 static const char *const operator_keys[] = { "domain", "sender",
 	"sender_name", "internal_domains", NULL };
 static const char *const calendar_keys[] = { "timezone", "working_days",
-	"working_hours", "holidays", NULL };
+	"working_hours", "holidays", "holidays_file", NULL };
 static const char *const procedure_keys[] = { "case_id", "tag",
-	"calendar", "response_days", "acknowledge",
-	"acknowledge_without_tickets", NULL };
+	"calendar", "chain", "reopen", "states", "transitions", NULL };
 static const char *const mailbox_keys[] = { "address", "procedure", NULL };
 static const char *const ticket_keys[] = { "pattern", NULL };
 static const char *const limit_keys[] = { "acknowledgements",
 	"acknowledgement_window", "subject_scan", "tickets", NULL };
 
-/* Compile SOURCE into PAT; a bad pattern is reported at NODE. */
-static void
-pattern_compile(struct loader *ld, struct fy_node *node, const char *source,
+void
+loader_pattern(struct loader *ld, struct fy_node *node, const char *source,
     uint32_t options, struct pattern *pat)
 {
 	int code;
@@ -74,7 +67,7 @@ pattern_clear(struct pattern *pat)
 	memset(pat, 0, sizeof *pat);
 }
 
-static void
+void
 pattern_free(gpointer data)
 {
 	pattern_clear(data);
@@ -177,6 +170,37 @@ load_calendar_days(struct loader *ld, struct calendar *cal,
 		yaml_error(ld->file, days, "working_days: no working day");
 }
 
+/*
+ * Holidays from an iCalendar file (a relative path is taken from the
+ * rules file's folder), recurring ones expanded from last year to ten
+ * years ahead: rules are reloaded far more often than that.
+ */
+static void
+load_calendar_ics(struct loader *ld, struct calendar *cal,
+    struct fy_node *map)
+{
+	const char *file = yaml_string(ld->file, map, "holidays_file", NULL);
+	GDateTime *now = g_date_time_new_now_utc();
+	int year = g_date_time_get_year(now);
+	char *dir, *path;
+	GError *error = NULL;
+
+	g_date_time_unref(now);
+	if (file == NULL)
+		return;
+	dir = g_path_get_dirname(ld->file->path);
+	path = g_path_is_absolute(file) ? g_strdup(file) :
+	    g_build_filename(dir, file, NULL);
+	if (calendar_load_ics(cal, path, year - 1, year + 10, &error) < 0) {
+		yaml_error(ld->file, yaml_at(map, "holidays_file"),
+		    "calendar %s: holidays_file: %s", cal->name,
+		    error->message);
+		g_error_free(error);
+	}
+	g_free(path);
+	g_free(dir);
+}
+
 static void
 load_calendar(struct loader *ld, const char *name, struct fy_node *map)
 {
@@ -208,6 +232,7 @@ load_calendar(struct loader *ld, const char *name, struct fy_node *map)
 			yaml_error(f, item, "holidays: expected YYYY-MM-DD, "
 			    "got \"%s\"", date);
 	}
+	load_calendar_ics(ld, cal, map);
 	g_ptr_array_add(ld->rules->calendars, cal);
 }
 
@@ -235,8 +260,8 @@ load_calendars(struct loader *ld)
 	}
 }
 
-static const struct calendar *
-find_calendar(const struct rules *rules, const char *name)
+const struct calendar *
+loader_calendar(const struct rules *rules, const char *name)
 {
 	for (guint i = 0; i < rules->calendars->len; i++) {
 		const struct calendar *cal = rules->calendars->pdata[i];
@@ -246,19 +271,26 @@ find_calendar(const struct rules *rules, const char *name)
 	return NULL;
 }
 
-static struct template *
-load_template(struct loader *ld, struct fy_node *at, const char *name)
+struct template *
+loader_template(struct loader *ld, struct fy_node *at, const char *name)
 {
-	char *file = g_strconcat(name, ".txt", NULL);
-	char *path = g_build_filename(ld->template_dir, file, NULL);
+	char *file, *path;
 	GError *error = NULL;
-	struct template *tpl = template_load(path, &error);
+	struct template *tpl;
 
+	if (g_hash_table_lookup_extended(ld->rules->templates, name, NULL,
+	    (gpointer *)&tpl))
+		return tpl;
+	file = g_strconcat(name, ".txt", NULL);
+	path = g_build_filename(ld->template_dir, file, NULL);
+	tpl = template_load(path, &error);
 	if (tpl == NULL) {
 		yaml_error(ld->file, at, "template %s: %s", name,
 		    error->message);
 		g_error_free(error);
 	}
+	/* A bad one is kept as NULL, so it is reported once. */
+	g_hash_table_insert(ld->rules->templates, g_strdup(name), tpl);
 	g_free(path);
 	g_free(file);
 	return tpl;
@@ -270,27 +302,6 @@ case_id_format_valid(const char *format)
 {
 	return strstr(format, "{seq}") != NULL ||
 	    strstr(format, "{seq:") != NULL;
-}
-
-static void
-load_procedure_templates(struct loader *ld, struct procedure *proc,
-    struct fy_node *map)
-{
-	const char *ack = yaml_string_required(ld->file, map, "acknowledge");
-	const char *without = yaml_string(ld->file, map,
-	    "acknowledge_without_tickets", NULL);
-
-	if (ack != NULL) {
-		proc->ack_name = g_strdup(ack);
-		proc->ack = load_template(ld, fy_node_mapping_lookup_by_string(
-		    map, "acknowledge", FY_NT), ack);
-	}
-	if (without != NULL) {
-		proc->ack_without_tickets_name = g_strdup(without);
-		proc->ack_without_tickets = load_template(ld,
-		    fy_node_mapping_lookup_by_string(map,
-		    "acknowledge_without_tickets", FY_NT), without);
-	}
 }
 
 static void
@@ -311,7 +322,7 @@ load_procedure(struct loader *ld, const char *name, struct fy_node *map)
 		    "procedure %s: case_id must contain {seq} "
 		    "or {seq:WIDTH}, got \"%s\"", name, format);
 	if (tag != NULL)
-		pattern_compile(ld, fy_node_mapping_lookup_by_string(map,
+		loader_pattern(ld, fy_node_mapping_lookup_by_string(map,
 		    "tag", FY_NT), tag, PCRE2_CASELESS, &proc->tag);
 	if (proc->tag.code != NULL) {
 		uint32_t groups = 0;
@@ -324,19 +335,14 @@ load_procedure(struct loader *ld, const char *name, struct fy_node *map)
 			    "(...) around the case id", name);
 	}
 	if (calendar != NULL) {
-		proc->calendar = find_calendar(ld->rules, calendar);
+		proc->calendar = loader_calendar(ld->rules, calendar);
 		if (proc->calendar == NULL)
 			yaml_error(f, yaml_at(map, "calendar"),
 			    "procedure %s: unknown calendar "
 			    "\"%s\"", name, calendar);
 	}
-	proc->response_days = (int)yaml_integer(f, map, "response_days", 0,
-	    0, 365);
-	if (proc->response_days > 0 && proc->calendar == NULL)
-		yaml_error(f, map, "procedure %s: response_days needs a "
-		    "calendar", name);
-	load_procedure_templates(ld, proc, map);
 	g_ptr_array_add(ld->rules->procedures, proc);
+	load_procedure_flow(ld, proc, map);
 }
 
 static void
@@ -438,6 +444,8 @@ load_mailboxes(struct loader *ld)
 		mb->address = g_ascii_strdown(address, -1);
 		mb->procedure = (struct procedure *)rules_procedure(ld->rules,
 		    procedure);
+		if (mb->procedure != NULL && mb->procedure->reply_to == NULL)
+			mb->procedure->reply_to = g_strdup(mb->address);
 		if (mb->procedure == NULL)
 			yaml_error(f, yaml_at(item, "procedure"),
 			    "mailbox %s: unknown procedure "
@@ -467,7 +475,7 @@ load_tickets(struct loader *ld)
 		if (source == NULL)
 			continue;
 		pat = g_new0(struct pattern, 1);
-		pattern_compile(ld, fy_node_mapping_lookup_by_string(item,
+		loader_pattern(ld, fy_node_mapping_lookup_by_string(item,
 		    "pattern", FY_NT), source, 0, pat);
 		g_ptr_array_add(ld->rules->tickets, pat);
 	}
@@ -498,7 +506,7 @@ load_subject_words(struct loader *ld)
 	source = g_strdup_printf("\\s*(?:(?:%s)\\s*(?:\\[\\d+\\]|"
 	    "\\(\\d+\\))?\\s*[:\\x{FF1A}]%s%s%s)\\s*", p, *t ? "|\\[(?:" :
 	    "", t, *t ? ")\\]" : "");
-	pattern_compile(ld, prefixes ? prefixes : f->root, source,
+	loader_pattern(ld, prefixes ? prefixes : f->root, source,
 	    PCRE2_CASELESS | PCRE2_ANCHORED, &ld->rules->reply_prefix);
 	g_free(source);
 
@@ -508,7 +516,7 @@ load_subject_words(struct loader *ld)
 		    "missing section \"commands\"");
 	source = g_strdup_printf("(?<![\\p{L}\\p{N}_])(?:%s)"
 	    "(?![\\p{L}\\p{N}_])", *c ? c : "(*FAIL)");
-	pattern_compile(ld, commands ? commands : f->root, source,
+	loader_pattern(ld, commands ? commands : f->root, source,
 	    PCRE2_CASELESS, &ld->rules->command);
 	g_free(source);
 
@@ -539,6 +547,26 @@ load_limits(struct loader *ld)
 	pcre2_set_depth_limit(r->match_context, RULES_DEPTH_LIMIT);
 }
 
+/* The template that tells a staff member why a command was refused. */
+static void
+load_refusal(struct loader *ld)
+{
+	const char *name = yaml_string(ld->file, ld->file->root, "refusal",
+	    NULL);
+
+	if (name != NULL)
+		ld->rules->refusal = loader_template(ld,
+		    yaml_at(ld->file->root, "refusal"), name);
+}
+
+static void
+template_unref_cb(gpointer data)
+{
+	struct template *tpl = data;
+
+	template_free(&tpl);
+}
+
 static void
 rules_free(struct rules *r)
 {
@@ -547,10 +575,7 @@ rules_free(struct rules *r)
 		g_free(p->name);
 		g_free(p->case_id);
 		pattern_clear(&p->tag);
-		template_free(&p->ack);
-		template_free(&p->ack_without_tickets);
-		g_free(p->ack_name);
-		g_free(p->ack_without_tickets_name);
+		procedure_flow_free(p);
 		g_free(p);
 	}
 	for (guint i = 0; i < r->mailboxes->len; i++) {
@@ -566,6 +591,9 @@ rules_free(struct rules *r)
 	g_ptr_array_unref(r->mailboxes);
 	g_ptr_array_unref(r->calendars);
 	g_ptr_array_unref(r->tickets);
+	roles_free(r);
+	g_hash_table_unref(r->templates);
+	g_ptr_array_unref(r->warnings);
 	pattern_clear(&r->reply_prefix);
 	pattern_clear(&r->command);
 	g_strfreev(r->command_words);
@@ -591,18 +619,26 @@ rules_load(const char *path, const char *template_dir, GError **error)
 	r->mailboxes = g_ptr_array_new();
 	r->calendars = g_ptr_array_new();
 	r->tickets = g_ptr_array_new_with_free_func(pattern_free);
+	r->templates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	    template_unref_cb);
+	r->warnings = g_ptr_array_new_with_free_func(g_free);
 
 	ld.file = yaml_open(path, NULL, errors);
 	if (ld.file->root != NULL) {
 		yaml_check_keys(ld.file, ld.file->root, top_keys);
 		load_operator(&ld);
 		load_calendars(&ld);
+		load_roles(&ld);
+		load_functions(&ld);
+		load_chains(&ld);
+		load_subject_words(&ld);
 		load_procedures(&ld);
 		check_case_id_prefixes(&ld);
 		load_mailboxes(&ld);
 		load_tickets(&ld);
-		load_subject_words(&ld);
 		load_limits(&ld);
+		load_refusal(&ld);
+		check_procedures(&ld);
 		if (r->mailboxes->len == 0)
 			yaml_error(ld.file, NULL, "no watched mailboxes");
 	}

@@ -1,7 +1,10 @@
 /*
  * rules.h: the rules an admin writes: watched mailboxes and the
  * procedure each opens, case id formats and tags, ticket patterns,
- * reply prefixes, command words, calendars, deadlines and templates.
+ * reply prefixes, command words, calendars, roles, chains, and for each
+ * procedure its states and the transitions between them: which command,
+ * message or deadline fires each, who may fire it, and which templates
+ * go to whom. escalator has no procedure of its own: all of it is here.
  *
  * rules_load() reads a YAML file (libfyaml: every node keeps its line,
  * and single-quoted strings keep backslashes as PCRE2 wants them),
@@ -28,17 +31,103 @@ struct pattern {
 	pcre2_code *code;
 };
 
+/* Who mail goes to and who may act: staff roles, by name. */
+struct role {
+	char *name;		/* "programme-manager" */
+	char **addresses;	/* lowercased, in roster order */
+	/* Mail to the role waits for this calendar's working hours, or
+	 * NULL: sent at once. */
+	const struct calendar *hours;
+};
+
+/* The function a complaint concerns picks its first liaison. */
+struct function {
+	char *name;		/* "root-zone" */
+	const struct role *role;
+	GPtrArray *patterns;	/* struct pattern *, tried in order */
+};
+
+/* One step of a chain: a whole role, one member of it, or the liaison
+ * of the case's function. */
+struct chain_step {
+	const struct role *role;	/* NULL: the function's role */
+	int member;		/* index into role->addresses, or -1: all */
+};
+
+struct chain {
+	char *name;
+	GArray *steps;		/* struct chain_step, "each:" expanded */
+};
+
+/* An amount of working time in a calendar. */
+struct duration {
+	int days;		/* working days, or */
+	gint64 seconds;		/* working seconds (hours, minutes) */
+};
+
+struct state {
+	char *name;
+	int line;
+	gboolean final;		/* the case is closed here */
+	gboolean paused;	/* the clock stops while the case is here */
+	gboolean responded;	/* reaching it counts as the response */
+	struct duration deadline;	/* zero: none */
+	struct duration warning;	/* before the deadline; zero: none */
+};
+
+enum trigger {
+	TRIGGER_OPENED,		/* the case has just been opened */
+	TRIGGER_MESSAGE,	/* a message without a command */
+	TRIGGER_COMMAND,	/* a command word */
+	TRIGGER_DEADLINE,	/* the state's deadline passed */
+	TRIGGER_WARNING,	/* the state's deadline is near */
+};
+
+enum condition {
+	IF_ALWAYS,
+	IF_TICKETS,		/* the case cites ticket numbers */
+	IF_NO_TICKETS,
+	IF_CHAIN_NEXT,		/* the chain has a step after this one */
+	IF_CHAIN_END,		/* it has not */
+};
+
+enum chain_move { CHAIN_STAY, CHAIN_NEXT, CHAIN_FIRST };
+
+/* A template sent to a recipient: a role or a party of the case. */
+struct send {
+	char *to;		/* role, party or remembered contact */
+	struct template *template;	/* owned by rules->templates */
+	char *template_name;
+};
+
+struct transition {
+	int line;
+	enum trigger on;
+	char *command;		/* TRIGGER_COMMAND: canonical word */
+	char **from;		/* states; NULL: any state not final */
+	char **by;		/* who may: roles or parties; NULL: anyone */
+	enum condition when;
+	char *to;		/* next state; NULL: stay (timers kept) */
+	enum chain_move escalate;
+	gboolean take_ownership;	/* the sender becomes the owner */
+	char *remember;		/* keep an address from the command text
+				 * as this contact of the case */
+	char *open;		/* open a linked case of this procedure */
+	GPtrArray *sends;	/* struct send * */
+};
+
 struct procedure {
 	char *name;		/* "complaint" */
 	char *case_id;		/* format: "ESC-{year}-{seq:6}" */
 	int case_id_line;	/* where the format stands in the rules */
 	struct pattern tag;	/* group 1 is the case id */
 	const struct calendar *calendar;
-	int response_days;	/* working days; 0: no deadline */
-	struct template *ack;
-	struct template *ack_without_tickets;	/* may be NULL */
-	char *ack_name;		/* template names, for messages */
-	char *ack_without_tickets_name;
+	const struct chain *chain;	/* may be NULL */
+	char *reply_to;		/* the mailbox replies come back to */
+	GPtrArray *states;	/* struct state * */
+	GPtrArray *transitions;	/* struct transition *, in file order */
+	int reopen_days;	/* a closed case reopens within; 0: never */
+	char *reopen_to;	/* the state it reopens to */
 };
 
 struct mailbox {
@@ -62,6 +151,14 @@ struct rules {
 	struct pattern reply_prefix;	/* built from the prefix words */
 	struct pattern command;	/* built from the command words */
 	char **command_words;	/* canonical spelling */
+
+	GPtrArray *roles;	/* struct role * */
+	GPtrArray *functions;	/* struct function *, tried in order */
+	const struct function *default_function;
+	GPtrArray *chains;	/* struct chain * */
+	GHashTable *templates;	/* name -> struct template *, owned */
+	struct template *refusal;	/* tells a sender a command failed */
+	GPtrArray *warnings;	/* char *: "FILE:LINE: ..." worth a look */
 
 	int ack_limit;		/* acknowledgements per sender per window */
 	int ack_window;		/* seconds */
@@ -87,6 +184,12 @@ const struct mailbox *rules_mailbox(const struct rules *rules,
     const char *address);
 const struct procedure *rules_procedure(const struct rules *rules,
     const char *name);
+const struct role *rules_role(const struct rules *rules, const char *name);
+const struct state *procedure_state(const struct procedure *proc,
+    const char *name);
+/* The function whose patterns match TEXT first, else the default. */
+const struct function *rules_function_for(const struct rules *rules,
+    const char *text, size_t len);
 /* The case id for sequence number SEQ in YEAR, per the format. */
 char *procedure_case_id(const struct procedure *proc, int year,
     gint64 seq);

@@ -83,6 +83,41 @@ static const char *const migrations[] = {
 	"  last INTEGER NOT NULL,"
 	"  PRIMARY KEY (procedure, year)"
 	");",
+	/* 2: procedures from rules: who holds a case, where it stands on
+	 * its chain, contacts named by commands, timers, and Reply-To. */
+	"ALTER TABLE cases ADD COLUMN owner TEXT;"
+	"ALTER TABLE cases ADD COLUMN chain_step INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE cases ADD COLUMN function TEXT;"
+	"ALTER TABLE cases ADD COLUMN linked_case TEXT;"
+	"ALTER TABLE cases ADD COLUMN acknowledged INTEGER;"
+	"ALTER TABLE cases ADD COLUMN responded INTEGER;"
+	"ALTER TABLE cases ADD COLUMN closed INTEGER;"
+	"CREATE TABLE case_contacts ("
+	"  case_id TEXT NOT NULL REFERENCES cases (id),"
+	"  name TEXT NOT NULL,"
+	"  address TEXT NOT NULL,"
+	"  PRIMARY KEY (case_id, name)"
+	");"
+	/* due is NULL while suspended (clock paused), remaining then holds
+	 * the working seconds left; ended is when it fired or was
+	 * cancelled, so a deadline met is one cancelled before its due. */
+	"CREATE TABLE timers ("
+	"  id INTEGER PRIMARY KEY,"
+	"  case_id TEXT NOT NULL REFERENCES cases (id),"
+	"  kind TEXT NOT NULL CHECK (kind IN ('deadline', 'warning')),"
+	"  state TEXT NOT NULL,"
+	"  armed INTEGER NOT NULL,"
+	"  due INTEGER,"
+	"  remaining INTEGER,"
+	"  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN"
+	"    ('pending', 'suspended', 'fired', 'cancelled')),"
+	"  ended INTEGER"
+	");"
+	"CREATE INDEX timers_due ON timers (due) WHERE status = 'pending';"
+	"CREATE INDEX timers_case ON timers (case_id, status);"
+	"CREATE INDEX timers_ended ON timers (ended)"
+	"  WHERE status IN ('fired', 'cancelled');"
+	"ALTER TABLE outbox ADD COLUMN reply_to TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)G_N_ELEMENTS(migrations))

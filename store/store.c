@@ -41,6 +41,18 @@ enum stmt_id {
 	STMT_CASE_CREATE,
 	STMT_CASE_GET,
 	STMT_CASE_SET_STATE,
+	STMT_CASE_SAVE,
+	STMT_CONTACT_SET,
+	STMT_CONTACT_GET,
+	STMT_TIMER_ADD,
+	STMT_TIMER_UPDATE,
+	STMT_TIMER_NEXT_DUE,
+	STMT_TIMER_EARLIEST,
+	STMT_CASE_TIMERS_EACH,
+	STMT_TIMERS_EACH,
+	STMT_TIMERS_MISSED_EACH,
+	STMT_CASES_OPENED_EACH,
+	STMT_DEADLINES_COUNT,
 	STMT_TICKET_ADD,
 	STMT_EVENT_ADD,
 	STMT_OUTBOX_QUEUE,
@@ -59,12 +71,15 @@ enum stmt_id {
 
 /* Column orders that the row readers below depend on. */
 #define CASE_COLUMNS "id, procedure, state, complainant, subject, " \
-	"opened, updated, deadline"
+	"opened, updated, deadline, owner, chain_step, function, " \
+	"linked_case, acknowledged, responded, closed"
+#define TIMER_COLUMNS "id, case_id, kind, state, armed, due, remaining, " \
+	"status, ended"
 #define EVENT_COLUMNS "id, case_id, at, actor, kind, detail"
 #define OUTBOX_COLUMNS "id, case_id, kind, sender, sender_name, " \
 	"recipient, subject, body, message_id, in_reply_to, refs, " \
 	"auto_submitted, created, next_attempt, attempts, state, " \
-	"last_error, sent_at"
+	"last_error, sent_at, reply_to"
 
 static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -82,10 +97,47 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_SEQUENCE_GET] = "SELECT last FROM sequences"
 	    " WHERE procedure = ?1 AND year = ?2",
 	[STMT_CASE_CREATE] = "INSERT INTO cases (" CASE_COLUMNS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+	    " ?13, ?14, ?15)",
 	[STMT_CASE_GET] = "SELECT " CASE_COLUMNS " FROM cases WHERE id = ?1",
 	[STMT_CASE_SET_STATE] = "UPDATE cases"
 	    " SET state = ?2, deadline = ?3, updated = ?4 WHERE id = ?1",
+	[STMT_CASE_SAVE] = "UPDATE cases SET state = ?2, updated = ?3,"
+	    " deadline = ?4, owner = ?5, chain_step = ?6, function = ?7,"
+	    " linked_case = ?8, acknowledged = ?9, responded = ?10,"
+	    " closed = ?11 WHERE id = ?1",
+	[STMT_CONTACT_SET] = "INSERT INTO case_contacts (case_id, name,"
+	    " address) VALUES (?1, ?2, ?3) ON CONFLICT (case_id, name)"
+	    " DO UPDATE SET address = ?3",
+	[STMT_CONTACT_GET] = "SELECT address FROM case_contacts"
+	    " WHERE case_id = ?1 AND name = ?2",
+	[STMT_TIMER_ADD] = "INSERT INTO timers (case_id, kind, state, armed,"
+	    " due, remaining, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[STMT_TIMER_UPDATE] = "UPDATE timers SET status = ?2, due = ?3,"
+	    " remaining = ?4, ended = ?5 WHERE id = ?1",
+	[STMT_TIMER_NEXT_DUE] = "SELECT " TIMER_COLUMNS " FROM timers"
+	    " WHERE status = 'pending' AND due <= ?1 ORDER BY due, id"
+	    " LIMIT 1",
+	[STMT_TIMER_EARLIEST] = "SELECT min(due) FROM timers"
+	    " WHERE status = 'pending'",
+	[STMT_CASE_TIMERS_EACH] = "SELECT " TIMER_COLUMNS " FROM timers"
+	    " WHERE case_id = ?1 AND status IN ('pending', 'suspended')"
+	    " ORDER BY id",
+	[STMT_TIMERS_EACH] = "SELECT " TIMER_COLUMNS " FROM timers"
+	    " WHERE status = 'pending' ORDER BY due, id",
+	[STMT_TIMERS_MISSED_EACH] = "SELECT " TIMER_COLUMNS " FROM timers"
+	    " WHERE status = 'fired' AND kind = 'deadline' AND ended >= ?1"
+	    " ORDER BY ended, id",
+	[STMT_CASES_OPENED_EACH] = "SELECT " CASE_COLUMNS " FROM cases"
+	    " WHERE opened >= ?1 AND opened < ?2 ORDER BY opened, id",
+	/* Met: cancelled (the case moved on) before it was due. */
+	[STMT_DEADLINES_COUNT] = "SELECT c.procedure,"
+	    " sum(t.status = 'cancelled'), sum(t.status = 'fired')"
+	    " FROM timers t JOIN cases c ON c.id = t.case_id"
+	    " WHERE t.kind = 'deadline' AND t.status IN ('fired', 'cancelled')"
+	    " AND t.ended >= ?1 AND t.ended < ?2"
+	    " AND (t.status = 'fired' OR t.due IS NULL OR t.ended <= t.due)"
+	    " GROUP BY c.procedure ORDER BY c.procedure",
 	[STMT_TICKET_ADD] = "INSERT INTO case_tickets (case_id, ticket)"
 	    " VALUES (?1, ?2) ON CONFLICT (case_id, ticket) DO NOTHING",
 	[STMT_EVENT_ADD] = "INSERT INTO events"
@@ -93,9 +145,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[STMT_OUTBOX_QUEUE] = "INSERT INTO outbox (case_id, kind, sender,"
 	    " sender_name, recipient, subject, body, message_id,"
-	    " in_reply_to, refs, auto_submitted, created, next_attempt)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-	    " ?13)",
+	    " in_reply_to, refs, auto_submitted, created, next_attempt,"
+	    " reply_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+	    " ?11, ?12, ?13, ?14)",
 	[STMT_OUTBOX_COUNT_TO] = "SELECT count(*) FROM outbox"
 	    " WHERE recipient = ?1 AND created >= ?2",
 	[STMT_OUTBOX_NEXT_DUE] = "SELECT " OUTBOX_COLUMNS " FROM outbox"
@@ -314,6 +366,44 @@ case_from_row(sqlite3_stmt *stmt, struct case_record *rec)
 	rec->opened = column_time(stmt, 5);
 	rec->updated = column_time(stmt, 6);
 	rec->deadline = column_time(stmt, 7);
+	rec->owner = column_dup(stmt, 8);
+	rec->chain_step = sqlite3_column_int(stmt, 9);
+	rec->function = column_dup(stmt, 10);
+	rec->linked_case = column_dup(stmt, 11);
+	rec->acknowledged = column_time(stmt, 12);
+	rec->responded = column_time(stmt, 13);
+	rec->closed = column_time(stmt, 14);
+}
+
+static const char *const timer_kinds[] = { "deadline", "warning" };
+static const char *const timer_statuses[] = { "pending", "suspended",
+	"fired", "cancelled" };
+
+static int
+word_find(const char *const *words, size_t n, const unsigned char *word)
+{
+	for (size_t i = 0; i < n; i++)
+		if (word != NULL && strcmp((const char *)word, words[i]) == 0)
+			return (int)i;
+	/* CHECK constraints keep other words out of the table. */
+	g_error("BUG: store: unexpected word \"%s\"",
+	    word == NULL ? "(null)" : (const char *)word);
+}
+
+static void
+timer_from_row(sqlite3_stmt *stmt, struct timer_record *t)
+{
+	t->id = sqlite3_column_int64(stmt, 0);
+	t->case_id = column_dup(stmt, 1);
+	t->kind = (enum timer_kind)word_find(timer_kinds,
+	    G_N_ELEMENTS(timer_kinds), sqlite3_column_text(stmt, 2));
+	t->state = column_dup(stmt, 3);
+	t->armed = column_time(stmt, 4);
+	t->due = column_time(stmt, 5);
+	t->remaining = sqlite3_column_int64(stmt, 6);
+	t->status = (enum timer_status)word_find(timer_statuses,
+	    G_N_ELEMENTS(timer_statuses), sqlite3_column_text(stmt, 7));
+	t->ended = column_time(stmt, 8);
 }
 
 static void
@@ -362,6 +452,7 @@ outgoing_from_row(sqlite3_stmt *stmt, struct outgoing *mail)
 	mail->state = outgoing_state_parse(sqlite3_column_text(stmt, 15));
 	mail->last_error = column_dup(stmt, 16);
 	mail->sent_at = column_time(stmt, 17);
+	mail->reply_to = column_dup(stmt, 18);
 }
 
 /*
@@ -784,9 +875,11 @@ store_case_create(struct store *store, const struct case_record *rec,
 	if (store_enter(store, TRUE, error) < 0)
 		return -1;
 
-	rc = stmt_exec(store->stmts[STMT_CASE_CREATE], "sssssttd", rec->id,
-	    rec->procedure, rec->state, rec->complainant, rec->subject,
-	    rec->opened, rec->updated, rec->deadline);
+	rc = stmt_exec(store->stmts[STMT_CASE_CREATE], "sssssttdsisdddd",
+	    rec->id, rec->procedure, rec->state, rec->complainant,
+	    rec->subject, rec->opened, rec->updated, rec->deadline,
+	    rec->owner, rec->chain_step, rec->function, rec->linked_case,
+	    rec->acknowledged, rec->responded, rec->closed);
 	if (rc != SQLITE_OK)
 		ret = store_fail(store, rc, error, "insert case %s", rec->id);
 	store_leave(store);
@@ -861,6 +954,164 @@ store_case_set_state(struct store *store, const char *case_id,
 }
 
 int
+store_case_save(struct store *store, const struct case_record *rec,
+    GError **error)
+{
+	int ret;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_CASE_SAVE], "sstdsissddd", rec->id,
+	    rec->state, rec->updated, rec->deadline, rec->owner,
+	    rec->chain_step, rec->function, rec->linked_case,
+	    rec->acknowledged, rec->responded, rec->closed);
+	ret = store_updated_one(store, rc, error, "save case %s", rec->id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_case_contact_set(struct store *store, const char *case_id,
+    const char *name, const char *address, GError **error)
+{
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_CONTACT_SET], "sss", case_id, name,
+	    address);
+	if (rc != SQLITE_OK)
+		ret = store_fail(store, rc, error, "set contact %s of case %s",
+		    name, case_id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_case_contact_get(struct store *store, const char *case_id,
+    const char *name, char **address_r, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_CONTACT_GET];
+	int ret;
+	int rc;
+
+	*address_r = NULL;
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	rc = stmt_bind(stmt, "ss", case_id, name);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*address_r = column_dup(stmt, 0);
+	stmt_finish(stmt);
+
+	ret = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = store_fail(store, rc, error, "get contact %s of case %s",
+		    name, case_id);
+	store_leave(store);
+	return ret;
+}
+
+/*
+ * Timers.
+ */
+
+int
+store_timer_add(struct store *store, struct timer_record *t,
+    GError **error)
+{
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_TIMER_ADD], "ssstdls", t->case_id,
+	    timer_kinds[t->kind], t->state, t->armed, t->due, t->remaining,
+	    timer_statuses[t->status]);
+	if (rc == SQLITE_OK)
+		t->id = sqlite3_last_insert_rowid(store->db);
+	else
+		ret = store_fail(store, rc, error, "add timer to case %s",
+		    t->case_id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_timer_update(struct store *store, const struct timer_record *t,
+    GError **error)
+{
+	int ret;
+	int rc;
+
+	if (store_enter(store, TRUE, error) < 0)
+		return -1;
+
+	rc = stmt_exec(store->stmts[STMT_TIMER_UPDATE], "lsdld", t->id,
+	    timer_statuses[t->status], t->due, t->remaining, t->ended);
+	ret = store_updated_one(store, rc, error, "update timer %"
+	    G_GINT64_FORMAT, t->id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_timer_next_due(struct store *store, time_t now,
+    struct timer_record *t_r, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_TIMER_NEXT_DUE];
+	int ret;
+	int rc;
+
+	memset(t_r, 0, sizeof(*t_r));
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	rc = stmt_bind(stmt, "t", now);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		timer_from_row(stmt, t_r);
+	stmt_finish(stmt);
+
+	ret = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = store_fail(store, rc, error, "find due timer");
+	store_leave(store);
+	return ret;
+}
+
+int
+store_timer_earliest(struct store *store, time_t *due_r, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_TIMER_EARLIEST];
+	int ret = 0;
+	int rc;
+
+	*due_r = 0;
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
+		*due_r = column_time(stmt, 0);
+		ret = 1;
+	}
+	stmt_finish(stmt);
+	if (rc != SQLITE_ROW)
+		ret = store_fail(store, rc, error, "find next timer");
+	store_leave(store);
+	return ret;
+}
+
+int
 store_case_add_ticket(struct store *store, const char *case_id,
     const char *ticket, GError **error)
 {
@@ -914,11 +1165,11 @@ store_outbox_queue(struct store *store, struct outgoing *mail,
 	if (store_enter(store, TRUE, error) < 0)
 		return -1;
 
-	rc = stmt_exec(store->stmts[STMT_OUTBOX_QUEUE], "ssssssssssstt",
+	rc = stmt_exec(store->stmts[STMT_OUTBOX_QUEUE], "ssssssssssstts",
 	    mail->case_id, mail->kind, mail->sender, mail->sender_name,
 	    mail->recipient, mail->subject, mail->body, mail->message_id,
 	    mail->in_reply_to, mail->references, mail->auto_submitted,
-	    mail->created, next);
+	    mail->created, next, mail->reply_to);
 	if (rc == SQLITE_OK) {
 		mail->id = sqlite3_last_insert_rowid(store->db);
 		mail->next_attempt = next;
@@ -1070,6 +1321,42 @@ struct case_walk { store_case_cb cb; void *data; };
 struct ticket_walk { store_ticket_cb cb; void *data; };
 struct event_walk { store_event_cb cb; void *data; };
 struct outgoing_walk { store_outgoing_cb cb; void *data; };
+struct timer_walk { store_timer_cb cb; void *data; };
+struct deadline_walk { store_deadline_count_cb cb; void *data; };
+
+/* Walk statement ID with its parameters bound per TYPES (see stmt_bind). */
+static int
+store_walk_bound(struct store *store, enum stmt_id id, row_visit_fn visit,
+    void *walk, GError **error, const char *types, ...)
+{
+	sqlite3_stmt *stmt = store->stmts[id];
+	va_list ap;
+	int rc;
+
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+	if (sqlite3_stmt_busy(stmt)) {
+		store_leave(store);
+		g_set_error(error, ESC_ERROR, ESC_ERROR_FAILED,
+		    "BUG: store: listing started inside itself");
+		return -1;
+	}
+
+	va_start(ap, types);
+	rc = stmt_bindv(stmt, types, ap);
+	va_end(ap);
+	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_ROW && !visit(stmt, walk))
+			rc = SQLITE_DONE;
+	}
+	stmt_finish(stmt);
+
+	if (rc != SQLITE_DONE)
+		store_fail(store, rc, error, "list");
+	store_leave(store);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
 
 static int
 store_walk(struct store *store, enum stmt_id id, const char *case_id,
@@ -1200,6 +1487,79 @@ store_case_outbox_each(struct store *store, const char *case_id,
 	    &walk, error);
 }
 
+static gboolean
+timer_visit(sqlite3_stmt *stmt, void *walk)
+{
+	struct timer_walk *w = walk;
+	struct timer_record t;
+	gboolean more;
+
+	timer_from_row(stmt, &t);
+	more = w->cb(&t, w->data);
+	timer_record_clear(&t);
+	return more;
+}
+
+static gboolean
+deadline_visit(sqlite3_stmt *stmt, void *walk)
+{
+	struct deadline_walk *w = walk;
+
+	return w->cb((const char *)sqlite3_column_text(stmt, 0),
+	    sqlite3_column_int(stmt, 1), sqlite3_column_int(stmt, 2),
+	    w->data);
+}
+
+int
+store_case_timers_each(struct store *store, const char *case_id,
+    store_timer_cb cb, void *data, GError **error)
+{
+	struct timer_walk walk = { cb, data };
+
+	return store_walk_bound(store, STMT_CASE_TIMERS_EACH, timer_visit,
+	    &walk, error, "s", case_id);
+}
+
+int
+store_timers_each(struct store *store, store_timer_cb cb, void *data,
+    GError **error)
+{
+	struct timer_walk walk = { cb, data };
+
+	return store_walk_bound(store, STMT_TIMERS_EACH, timer_visit, &walk,
+	    error, "");
+}
+
+int
+store_timers_missed_each(struct store *store, time_t since,
+    store_timer_cb cb, void *data, GError **error)
+{
+	struct timer_walk walk = { cb, data };
+
+	return store_walk_bound(store, STMT_TIMERS_MISSED_EACH, timer_visit,
+	    &walk, error, "t", since);
+}
+
+int
+store_cases_opened_each(struct store *store, time_t from, time_t to,
+    store_case_cb cb, void *data, GError **error)
+{
+	struct case_walk walk = { cb, data };
+
+	return store_walk_bound(store, STMT_CASES_OPENED_EACH, case_visit,
+	    &walk, error, "tt", from, to);
+}
+
+int
+store_deadlines_count(struct store *store, time_t from, time_t to,
+    store_deadline_count_cb cb, void *data, GError **error)
+{
+	struct deadline_walk walk = { cb, data };
+
+	return store_walk_bound(store, STMT_DEADLINES_COUNT, deadline_visit,
+	    &walk, error, "tt", from, to);
+}
+
 /*
  * Records.
  */
@@ -1212,7 +1572,18 @@ case_record_clear(struct case_record *rec)
 	g_free(rec->state);
 	g_free(rec->complainant);
 	g_free(rec->subject);
+	g_free(rec->owner);
+	g_free(rec->function);
+	g_free(rec->linked_case);
 	memset(rec, 0, sizeof(*rec));
+}
+
+void
+timer_record_clear(struct timer_record *t)
+{
+	g_free(t->case_id);
+	g_free(t->state);
+	memset(t, 0, sizeof(*t));
 }
 
 void
@@ -1230,5 +1601,6 @@ outgoing_clear(struct outgoing *mail)
 	g_free(mail->references);
 	g_free(mail->auto_submitted);
 	g_free(mail->last_error);
+	g_free(mail->reply_to);
 	memset(mail, 0, sizeof(*mail));
 }

@@ -36,6 +36,30 @@ struct case_record {
 	time_t opened;
 	time_t updated;
 	time_t deadline;	/* 0 if none */
+	char *owner;		/* who took the case, or NULL */
+	int chain_step;		/* 0: not escalated; N: at step N */
+	char *function;		/* the function it concerns, or NULL */
+	char *linked_case;	/* the case it came from, or NULL */
+	time_t acknowledged;	/* first mail to the complainant; 0: none */
+	time_t responded;	/* first reached a responded state; 0 */
+	time_t closed;		/* reached a final state; 0: open */
+};
+
+enum timer_kind { TIMER_DEADLINE, TIMER_WARNING };
+enum timer_status { TIMER_PENDING, TIMER_SUSPENDED, TIMER_FIRED,
+	TIMER_CANCELLED };
+
+/* A deadline or its warning, armed when a case entered STATE. */
+struct timer_record {
+	gint64 id;		/* set by store_timer_add */
+	char *case_id;
+	enum timer_kind kind;
+	char *state;
+	time_t armed;
+	time_t due;		/* 0 while suspended */
+	gint64 remaining;	/* working seconds left while suspended */
+	enum timer_status status;
+	time_t ended;		/* when fired or cancelled, else 0 */
 };
 
 struct event_record {
@@ -68,6 +92,7 @@ struct outgoing {
 	enum outgoing_state state;
 	char *last_error;	/* may be NULL */
 	time_t sent_at;		/* 0 until sent */
+	char *reply_to;		/* Reply-To address, may be NULL */
 };
 
 /* Open PATH, creating it (mode 0640) and migrating its schema when
@@ -114,6 +139,28 @@ int store_case_get(struct store *store, const char *case_id,
     struct case_record *rec_r, GError **error);
 int store_case_set_state(struct store *store, const char *case_id,
     const char *state, time_t deadline, time_t at, GError **error);
+/* Write every changeable field of REC (all but id, procedure,
+ * complainant, subject and opened). */
+int store_case_save(struct store *store, const struct case_record *rec,
+    GError **error);
+/* Contacts a command named for a case ("tld-manager"): set replaces. */
+int store_case_contact_set(struct store *store, const char *case_id,
+    const char *name, const char *address, GError **error);
+int store_case_contact_get(struct store *store, const char *case_id,
+    const char *name, char **address_r, GError **error);
+
+/* Timers. Add sets T's id. Update writes status, due, remaining and
+ * ended. next_due gives the pending timer due longest at NOW; earliest
+ * the due time of the next pending one (1), or none (0). */
+int store_timer_add(struct store *store, struct timer_record *t,
+    GError **error);
+int store_timer_update(struct store *store, const struct timer_record *t,
+    GError **error);
+int store_timer_next_due(struct store *store, time_t now,
+    struct timer_record *t_r, GError **error);
+int store_timer_earliest(struct store *store, time_t *due_r,
+    GError **error);
+
 /* Adding a ticket the case already cites does nothing. */
 int store_case_add_ticket(struct store *store, const char *case_id,
     const char *ticket, GError **error);
@@ -158,6 +205,10 @@ typedef gboolean (*store_case_cb)(const struct case_record *, void *);
 typedef gboolean (*store_event_cb)(const struct event_record *, void *);
 typedef gboolean (*store_outgoing_cb)(const struct outgoing *, void *);
 typedef gboolean (*store_ticket_cb)(const char *ticket, void *);
+typedef gboolean (*store_timer_cb)(const struct timer_record *, void *);
+/* Deadlines of PROCEDURE met and missed. */
+typedef gboolean (*store_deadline_count_cb)(const char *procedure,
+    int met, int missed, void *);
 
 int store_cases_each(struct store *store, store_case_cb cb, void *data,
     GError **error);
@@ -168,7 +219,23 @@ int store_case_events_each(struct store *store, const char *case_id,
 int store_case_outbox_each(struct store *store, const char *case_id,
     store_outgoing_cb cb, void *data, GError **error);
 
+/* Pending and suspended timers of a case, as armed. */
+int store_case_timers_each(struct store *store, const char *case_id,
+    store_timer_cb cb, void *data, GError **error);
+/* Pending timers, soonest first. */
+int store_timers_each(struct store *store, store_timer_cb cb, void *data,
+    GError **error);
+/* Deadlines that passed (fired) since SINCE, oldest first. */
+int store_timers_missed_each(struct store *store, time_t since,
+    store_timer_cb cb, void *data, GError **error);
+/* Cases opened in [FROM, TO), and deadlines ended in it per procedure. */
+int store_cases_opened_each(struct store *store, time_t from, time_t to,
+    store_case_cb cb, void *data, GError **error);
+int store_deadlines_count(struct store *store, time_t from, time_t to,
+    store_deadline_count_cb cb, void *data, GError **error);
+
 void case_record_clear(struct case_record *rec);
+void timer_record_clear(struct timer_record *t);
 void outgoing_clear(struct outgoing *mail);
 
 /* Internal to store/ (schema.c): bring DB's schema up to the version

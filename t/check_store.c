@@ -237,7 +237,7 @@ outbox_row(const char *case_id, struct outgoing *mail_r)
  * Schema.
  */
 
-START_TEST(test_open_creates_schema_version_1_in_wal_mode)
+START_TEST(test_open_creates_latest_schema_in_wal_mode)
 {
 	static const char *const tables[] = { "cases", "case_tickets",
 		"messages", "events", "outbox", "sequences" };
@@ -258,7 +258,7 @@ START_TEST(test_open_creates_schema_version_1_in_wal_mode)
 
 	db = raw_open();
 	text = raw_text(db, "PRAGMA user_version");
-	EXPECT_STR(text, "1");
+	EXPECT_STR(text, "2");
 	g_free(text);
 	text = raw_text(db, "PRAGMA journal_mode");
 	EXPECT_STR(text, "wal");
@@ -297,7 +297,7 @@ START_TEST(test_reopen_keeps_data_and_does_not_migrate)
 	db = raw_open();
 	EXPECT_INT(schema_migrate(db, FALSE, &error), 0);
 	text = raw_text(db, "PRAGMA user_version");
-	EXPECT_STR(text, "1");
+	EXPECT_STR(text, "2");
 	g_free(text);
 	sqlite3_close(db);
 }
@@ -978,7 +978,7 @@ store_suite(void)
 	TCase *tc = tcase_create("sqlite");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_open_creates_schema_version_1_in_wal_mode);
+	tcase_add_test(tc, test_open_creates_latest_schema_in_wal_mode);
 	tcase_add_test(tc, test_reopen_keeps_data_and_does_not_migrate);
 	tcase_add_test(tc, test_newer_schema_is_refused);
 	tcase_add_test(tc, test_message_seen_after_record);
