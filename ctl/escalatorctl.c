@@ -23,6 +23,7 @@
 #include <gmime/gmime.h>
 
 #include "common/clock.h"
+#include "ctl/reports.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/text.h"
@@ -50,7 +51,14 @@ usage(int code)
 	    "  cases                          list cases\n"
 	    "  show CASE                      show a case with its audit log\n"
 	    "  outbox flush                   send mail that is due now\n"
-	    "  outbox retry [CASE]            make failed mail due again\n");
+	    "  outbox retry [CASE]            make failed mail due again\n"
+	    "  graph PROCEDURE                the procedure as Graphviz DOT\n"
+	    "  due [DAYS]                     deadlines coming, and missed in\n"
+	    "                                 the last DAYS (default 30)\n"
+	    "  report [--from DATE] [--to DATE]\n"
+	    "                                 counts, medians and deadlines\n"
+	    "                                 per procedure (dates YYYY-MM-DD;\n"
+	    "                                 default: the last 30 days)\n");
 	exit(code);
 }
 
@@ -383,6 +391,92 @@ cmd_outbox(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+static int
+cmd_graph(struct ctl *ctl, const char *name)
+{
+	GError *error = NULL;
+	struct rules *rules = rules_load(ctl->config->rules,
+	    ctl->config->templates, &error);
+	const struct procedure *proc;
+
+	if (rules == NULL) {
+		fprintf(stderr, "%s\n", error->message);
+		g_error_free(error);
+		return EX_CONFIG;
+	}
+	proc = rules_procedure(rules, name);
+	if (proc == NULL) {
+		fprintf(stderr, "escalatorctl: graph: no procedure %s\n", name);
+		rules_unref(&rules);
+		return EX_DATAERR;
+	}
+	report_graph(stdout, proc);
+	rules_unref(&rules);
+	return EX_OK;
+}
+
+static int
+cmd_due(struct ctl *ctl, int argc, char **argv)
+{
+	struct store *store = open_reader(ctl);
+	GError *error = NULL;
+	time_t now = clock_now();
+	long days = argc > 1 ? strtol(argv[1], NULL, 10) : 30;
+	int rc = EX_OK;
+
+	if (store == NULL)
+		return EX_UNAVAILABLE;
+	if (days <= 0)
+		usage(EX_USAGE);
+	if (report_due(stdout, store, now, now - days * 86400, &error) < 0)
+		rc = report("due", error, EX_UNAVAILABLE);
+	store_close(&store);
+	return rc;
+}
+
+/* "YYYY-MM-DD" as local midnight; 0 if malformed. */
+static time_t
+parse_date(const char *text)
+{
+	int y, m, d, used = 0;
+	GDateTime *dt;
+	time_t t;
+
+	if (sscanf(text, "%4d-%2d-%2d%n", &y, &m, &d, &used) != 3 ||
+	    text[used] != '\0' || !g_date_valid_dmy((GDateDay)d,
+	    (GDateMonth)m, (GDateYear)y))
+		return 0;
+	dt = g_date_time_new_local(y, m, d, 0, 0, 0);
+	t = (time_t)g_date_time_to_unix(dt);
+	g_date_time_unref(dt);
+	return t;
+}
+
+static int
+cmd_report(struct ctl *ctl, int argc, char **argv)
+{
+	time_t to = clock_now(), from = to - 30 * 86400;
+	struct store *store;
+	GError *error = NULL;
+	int rc = EX_OK;
+
+	for (int i = 1; i < argc; i += 2) {
+		time_t *which = strcmp(argv[i], "--from") == 0 ? &from :
+		    strcmp(argv[i], "--to") == 0 ? &to : NULL;
+
+		if (which == NULL || i + 1 >= argc ||
+		    (*which = parse_date(argv[i + 1])) == 0)
+			usage(EX_USAGE);
+	}
+	store = open_reader(ctl);
+	if (store == NULL)
+		return EX_UNAVAILABLE;
+	if (report_period(stdout, store, from, to, &error) < 0)
+		rc = report("report", error, EX_UNAVAILABLE);
+	store_close(&store);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -420,6 +514,12 @@ main(int argc, char **argv)
 		rc = cmd_show(&ctl, argv[1]);
 	else if (strcmp(argv[0], "outbox") == 0)
 		rc = cmd_outbox(&ctl, argc, argv);
+	else if (strcmp(argv[0], "graph") == 0 && argc == 2)
+		rc = cmd_graph(&ctl, argv[1]);
+	else if (strcmp(argv[0], "due") == 0 && argc <= 2)
+		rc = cmd_due(&ctl, argc, argv);
+	else if (strcmp(argv[0], "report") == 0)
+		rc = cmd_report(&ctl, argc, argv);
 	else
 		usage(EX_USAGE);
 	config_free(&ctl.config);

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rules/calendar.h"
 #include "t/testutil.h"
@@ -128,6 +129,73 @@ START_TEST(malformed_settings_are_refused)
 }
 END_TEST
 
+static const struct {
+	const char *start;
+	int hours;
+	const char *want;
+	const char *why;
+} hour_cases[] = {
+	{ "2026-12-07 10:00", 4, "2026-12-07 14:00", "within a day" },
+	{ "2026-12-04 15:00", 4, "2026-12-07 11:00", "over the weekend" },
+	{ "2026-12-05 12:00", 1, "2026-12-07 10:00", "from a saturday" },
+	{ "2026-12-24 16:00", 2, "2026-12-28 10:00", "over christmas" },
+	{ "2027-03-26 16:00", 2, "2027-03-29 10:00", "over the DST change" },
+	{ "2026-12-31 16:30", 1, "2027-01-04 09:30", "over new year" },
+};
+
+START_TEST(working_hours_count_only_opening_time)
+{
+	struct calendar *cal = business();
+	time_t start = local(cal, hour_cases[_i].start);
+	time_t due = calendar_add_working_seconds(cal, start,
+	    (gint64)hour_cases[_i].hours * 3600);
+	char *got = show(cal, due);
+
+	ck_assert_msg(strcmp(got, hour_cases[_i].want) == 0, "%s: %s + %dh: "
+	    "got %s, want %s", hour_cases[_i].why, hour_cases[_i].start,
+	    hour_cases[_i].hours, got, hour_cases[_i].want);
+	/* And back: the working time between is what was added. */
+	ck_assert_int_eq(calendar_working_seconds(cal, start, due),
+	    (gint64)hour_cases[_i].hours * 3600);
+	g_free(got);
+	calendar_free(&cal);
+}
+END_TEST
+
+START_TEST(holidays_come_from_an_icalendar_file)
+{
+	struct calendar *cal = business();
+	char *dir = test_tmpdir();
+	char *path = g_build_filename(dir, "holidays.ics", NULL);
+	const char *ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"
+	    "PRODID:-//test//EN\r\n"
+	    "BEGIN:VEVENT\r\nUID:1@test\r\nDTSTART;VALUE=DATE:20200801\r\n"
+	    "RRULE:FREQ=YEARLY\r\nSUMMARY:National day\r\nEND:VEVENT\r\n"
+	    "BEGIN:VEVENT\r\nUID:2@test\r\nDTSTART;VALUE=DATE:20271208\r\n"
+	    "SUMMARY:Once\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+	GError *error = NULL;
+	char *got;
+
+	ck_assert(g_file_set_contents(path, ics, -1, NULL));
+	/* 1 August of 2026, 2027 and 2028, and 8 December 2027. */
+	ck_assert_int_eq(calendar_load_ics(cal, path, 2026, 2028, &error), 4);
+	ck_assert(!calendar_is_working(cal, local(cal, "2028-08-01 10:00")));
+	ck_assert(!calendar_is_working(cal, local(cal, "2027-12-08 10:00")));
+	ck_assert(calendar_is_working(cal, local(cal, "2027-12-09 10:00")));
+	got = show(cal, calendar_add_working_days(cal,
+	    local(cal, "2027-12-07 10:00"), 1));
+	ck_assert_str_eq(got, "2027-12-09 10:00");
+	g_free(got);
+	ck_assert_int_eq(calendar_load_ics(cal, "/nonexistent.ics", 2026, 2028,
+	    &error), -1);
+	g_clear_error(&error);
+	unlink(path);
+	g_free(path);
+	test_tmpdir_remove(dir);
+	calendar_free(&cal);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -139,6 +207,9 @@ main(void)
 	tcase_add_test(tc, around_the_clock_is_plain_days);
 	tcase_add_test(tc, working_hours_are_recognised);
 	tcase_add_test(tc, malformed_settings_are_refused);
+	tcase_add_loop_test(tc, working_hours_count_only_opening_time, 0,
+	    G_N_ELEMENTS(hour_cases));
+	tcase_add_test(tc, holidays_come_from_an_icalendar_file);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);
 }
