@@ -216,6 +216,10 @@ start_all() {
 	is "$(pf_mbox_count "$(pf_mailbox "$dir" probe@example.net)")" 1 \
 		"postfix delivers to an mbox without the milter"
 
+	# A clock the test can move (see escalatord(8), ENVIRONMENT).
+	date +%s >"$dir/escalator/clock"
+	chmod 0644 "$dir/escalator/clock"
+	export ESCALATOR_CLOCK_FILE=$dir/escalator/clock
 	esc_start "$dir" "$ESCALATORD"
 	ok $? "escalatord starts and makes its socket"
 }
@@ -363,6 +367,82 @@ check_no_message_id() {
 	is "$(pf_mbox_count "$box")" 1 "f: exactly one acknowledgement"
 }
 
+# Wait until escalatord has sent everything it queued and Postfix has
+# delivered it.
+settle() {
+	local end=$((SECONDS + 30)) queued
+	while [ "$SECONDS" -lt "$end" ]; do
+		queued=$(esc_sql "$dir" "SELECT count(*) FROM outbox WHERE \
+			state = 'queued';" || echo 1)
+		[ "$queued" -eq 0 ] && break
+		sleep 0.3
+	done
+	pf_wait_queue_empty "$dir" 30 || true
+}
+
+# Move escalatord's clock (ESCALATOR_CLOCK_FILE) to unix time T and wake
+# its timer thread with a reload.
+clock_to() {
+	echo "$1" >"$dir/escalator/clock"
+	kill -USR1 "$ESC_PID"
+	sleep 1
+	settle
+}
+
+# The complaint procedure through the MTA on a moved clock: a missed
+# deadline escalates to the liaison the text names, with the notices;
+# the liaison answers by mail with a command, the complainant gets it.
+check_walk() {
+	local m=$dir/msgs/w.eml case_id box subject
+	local wed=1796806800	# Wednesday 2026-12-09 10:00 in Zurich
+	# (Earlier cases' deadlines fire too as the clock moves: look for
+	# this case's mail by its id.)
+	clock_to "$wed"
+	printf '%s\r\n' "From: Wanda <wanda@example.net>" \
+		"To: escalation@example.org" \
+		"Subject: port numbers stuck [IANA #5550001]" \
+		"Message-ID: <walk-1@example.net>" "" "Please help." >"$m"
+	pf_send "$SMTP_PORT" "$m" wanda@example.net "$DESK"
+	ok $? "walk: complaint accepted"
+	settle
+	case_id=$(esc_sql "$dir" "SELECT case_id FROM case_tickets \
+		WHERE ticket = '5550001';")
+	is "$(esc_sql "$dir" "SELECT state FROM cases WHERE \
+		id = '$case_id';")" open "walk: $case_id is open"
+	is "$(pf_mbox_text "$(pf_mailbox "$dir" desk@example.org)" |
+		grep -c "^Subject: \[$case_id\] New complaint")" 1 \
+		"walk: the desk is told of the new complaint"
+
+	# Friday 11:00: the two business days have passed.
+	clock_to $((wed + 2 * 86400 + 3600))
+	is "$(pf_mbox_text "$(pf_mailbox "$dir" pp-liaison@example.org)" |
+		grep -c "^Subject: \[$case_id\] Complaint escalated")" 1 \
+		"walk: escalated to the protocol parameters liaison"
+	is "$(pf_mbox_text "$(pf_mailbox "$dir" csc-chair@example.org)" |
+		grep -c "^Subject: \[$case_id\] For information")" 1 \
+		"walk: the CSC is notified"
+	is "$(pf_mbox_count "$(pf_mailbox "$dir" wanda@example.net)")" 2 \
+		"walk: the complainant has the ack and the escalation notice"
+
+	subject="Re: AW: [$case_id] RESPOND: the ports are assigned"
+	printf '%s\r\n' "From: Liaison <pp-liaison@example.org>" \
+		"To: escalation@example.org" "Subject: $subject" \
+		"Message-ID: <walk-2@example.org>" "" "Done today." \
+		"" "-- " "Liaison" >"$m"
+	pf_send "$SMTP_PORT" "$m" pp-liaison@example.org "$DESK"
+	settle
+	is "$(esc_sql "$dir" "SELECT state FROM cases WHERE \
+		id = '$case_id';")" responded "walk: the command moved the case"
+	box=$(pf_mailbox "$dir" wanda@example.net)
+	is "$(pf_mbox_count "$box")" 3 "walk: the complainant got the response"
+	pf_mbox_text "$box" | grep -q "the ports are assigned"
+	ok $? "walk: the response carries the liaison's words"
+	esc_ctl "$dir" "$ESCALATORCTL" graph complaint | grep -q '^digraph'
+	ok $? "walk: escalatorctl graph draws the procedure"
+	esc_ctl "$dir" "$ESCALATORCTL" report | grep -q '^complaint'
+	ok $? "walk: escalatorctl report counts complaints"
+}
+
 main() {
 	check_able
 	dir=$(mktemp -d /tmp/escalator-e2e.XXXXXX)
@@ -383,6 +463,7 @@ main() {
 	check_mailboxes
 	check_wire_message
 	check_no_message_id
+	check_walk
 	set -e
 
 	echo "1..$tests"
