@@ -393,7 +393,7 @@ clock_to() {
 # deadline escalates to the liaison the text names, with the notices;
 # the liaison answers by mail with a command, the complainant gets it.
 check_walk() {
-	local m=$dir/msgs/w.eml case_id box subject
+	local m=$dir/msgs/w.eml case_id box subject out
 	local wed=1796806800	# Wednesday 2026-12-09 10:00 in Zurich
 	# (Earlier cases' deadlines fire too as the clock moves: look for
 	# this case's mail by its id.)
@@ -437,9 +437,12 @@ check_walk() {
 	is "$(pf_mbox_count "$box")" 3 "walk: the complainant got the response"
 	pf_mbox_text "$box" | grep -q "the ports are assigned"
 	ok $? "walk: the response carries the liaison's words"
-	esc_ctl "$dir" "$ESCALATORCTL" graph complaint | grep -q '^digraph'
+	# Captured first: grep -q would close the pipe early (SIGPIPE).
+	out=$(esc_ctl "$dir" "$ESCALATORCTL" graph complaint)
+	grep -q '^digraph' <<<"$out"
 	ok $? "walk: escalatorctl graph draws the procedure"
-	esc_ctl "$dir" "$ESCALATORCTL" report | grep -q '^complaint'
+	out=$(esc_ctl "$dir" "$ESCALATORCTL" report)
+	grep -q '^complaint' <<<"$out"
 	ok $? "walk: escalatorctl report counts complaints"
 }
 
