@@ -342,7 +342,7 @@ run_engine(SMFICTX *ctx, struct message_context *m, struct rules *rules)
 			smfi_chgheader(ctx, CASE_HEADER, i, NULL);
 		if (out.case_id != NULL)
 			add_case_header(ctx, out.case_id);
-		if (out.ack_to != NULL && shared->outbox_wake != NULL)
+		if (out.mail_queued > 0 && shared->outbox_wake != NULL)
 			shared->outbox_wake();
 		outcome_clear(&out);
 	}

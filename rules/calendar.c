@@ -299,11 +299,34 @@ calendar_working_seconds(const struct calendar *cal, time_t from,
 	return total;
 }
 
-/*
- * Add each day of the event's occurrences in [FROM_YEAR, TO_YEAR].
- * XXX: only the first day of an event counts; a holiday spanning
- * several days needs one event per day (or a daily RRULE with COUNT).
- */
+/* Days an event covers: DTEND (or DURATION) is exclusive; at least 1. */
+static int
+event_span(icalcomponent *event, struct icaltimetype start)
+{
+	struct icaltimetype end = icalcomponent_get_dtend(event);
+	int days;
+
+	if (icaltime_is_null_time(end))
+		return 1;
+	days = (int)((icaltime_as_timet(end) - icaltime_as_timet(start) +
+	    43200) / 86400);
+	/* A timed event ending on the day it starts still takes the day. */
+	return CLAMP(days, 1, 366);
+}
+
+static void
+add_days(struct calendar *cal, struct icaltimetype day, int span)
+{
+	for (int i = 0; i < span; i++) {
+		struct icaltimetype d = day;
+
+		icaltime_adjust(&d, i, 0, 0, 0);
+		g_hash_table_add(cal->holidays, g_strdup_printf(
+		    "%04d-%02d-%02d", d.year, d.month, d.day));
+	}
+}
+
+/* Add each day of the event's occurrences in [FROM_YEAR, TO_YEAR]. */
 static int
 add_event_days(struct calendar *cal, icalcomponent *event, int from_year,
     int to_year)
@@ -313,10 +336,11 @@ add_event_days(struct calendar *cal, icalcomponent *event, int from_year,
 	    ICAL_RRULE_PROPERTY);
 	struct icaltimetype day = start;
 	icalrecur_iterator *it = NULL;
-	int added = 0;
+	int added = 0, span;
 
 	if (icaltime_is_null_time(start))
 		return 0;
+	span = event_span(event, start);
 	if (rrule != NULL)
 		it = icalrecur_iterator_new(icalproperty_get_rrule(rrule),
 		    start);
@@ -328,9 +352,7 @@ add_event_days(struct calendar *cal, icalcomponent *event, int from_year,
 		if (icaltime_is_null_time(day) || day.year > to_year)
 			break;
 		if (day.year >= from_year) {
-			char *date = g_strdup_printf("%04d-%02d-%02d",
-			    day.year, day.month, day.day);
-			g_hash_table_add(cal->holidays, date);
+			add_days(cal, day, span);
 			added++;
 		}
 	}

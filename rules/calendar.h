@@ -55,9 +55,10 @@ time_t calendar_add_working_seconds(const struct calendar *cal,
 gint64 calendar_working_seconds(const struct calendar *cal, time_t from,
     time_t to);
 /*
- * Add the days of every event in the iCalendar file PATH as holidays,
- * recurring events expanded over FROM_YEAR..TO_YEAR. The number of days
- * added, or -1 with ERROR.
+ * Add the days of every event in the iCalendar file PATH as holidays
+ * (every day from DTSTART up to its exclusive DTEND), recurring events
+ * expanded over FROM_YEAR..TO_YEAR. The number of occurrences added,
+ * or -1 with ERROR.
  */
 int calendar_load_ics(struct calendar *cal, const char *path,
     int from_year, int to_year, GError **error);

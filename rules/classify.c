@@ -90,6 +90,36 @@ canonical_command(const struct rules *rules, const char *word, size_t len)
 	return NULL;
 }
 
+/*
+ * A word in capitals right after the tag, alone or before a colon
+ * ("[ESC-2026-000042] ESCALTE: ..."), that is not a command word: kept
+ * as an unknown command, which staff are told of. Anything else after a
+ * tag is ordinary text.
+ */
+static void
+find_unknown_command(struct classification *out, size_t tag_end)
+{
+	const char *s = out->subject + tag_end;
+	const char *word, *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	word = s;
+	while (g_ascii_isupper(*s) || g_ascii_isdigit(*s) || *s == '-')
+		s++;
+	end = s;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (end - word < 3 || !g_ascii_isupper(*word) ||
+	    (*s != ':' && *s != '\0'))
+		return;
+	out->unknown_command = g_strndup(word, (gsize)(end - word));
+	while (*s == ':' || *s == ' ' || *s == '\t')
+		s++;
+	if (*s != '\0')
+		out->command_text = g_strdup(s);
+}
+
 /* The first command word after the tag, else the first before it. */
 static void
 find_command(const struct rules *rules, struct classification *out,
@@ -108,6 +138,8 @@ find_command(const struct rules *rules, struct classification *out,
 		    &start, &end, &error);
 	if (rc < 0)
 		warn(out, error);
+	if (rc == 0)
+		find_unknown_command(out, tag_end);
 	if (rc != 1)
 		return;
 
@@ -267,6 +299,7 @@ classification_clear(struct classification *out)
 	g_free(out->case_ref);
 	g_free(out->command);
 	g_free(out->command_text);
+	g_free(out->unknown_command);
 	if (out->tickets != NULL)
 		g_ptr_array_unref(out->tickets);
 	if (out->warnings != NULL)

@@ -25,6 +25,8 @@ struct classification {
 	char *case_ref;		/* the tagged case id, or NULL */
 	char *command;		/* canonical command word, or NULL */
 	char *command_text;	/* what follows the command, or NULL */
+	char *unknown_command;	/* a capitalised word after the tag that
+				 * is no command word, or NULL */
 	GPtrArray *tickets;	/* char *, unique, in order of appearance */
 	enum automatic automatic;
 	const char *automatic_why;	/* static text, or NULL */

@@ -163,6 +163,7 @@ act_init(struct run *run, struct act *act, char *sender, char *text)
 	if (run->cls.automatic == AUTO_NONE) {
 		act->command = run->cls.command;
 		act->command_text = run->cls.command_text;
+		act->unknown_command = run->cls.unknown_command;
 	}
 	if (run->cls.automatic != AUTO_NONE)
 		act->no_reply = run->cls.automatic_why;
@@ -176,6 +177,7 @@ act_done(struct run *run, struct act *act)
 	run->out->ack_to = act->replied_to;
 	run->out->ack_skipped = act->reply_skipped;
 	run->out->refused = act->refused;
+	run->out->mail_queued += act->queued;
 	act->replied_to = act->reply_skipped = act->refused = NULL;
 }
 

@@ -43,6 +43,7 @@ struct outcome {
 	char *ack_to;		/* acknowledgement queued to, or NULL */
 	char *ack_skipped;	/* why no acknowledgement, or NULL */
 	char *refused;		/* why a command was refused, or NULL */
+	int mail_queued;	/* mails queued in the outbox */
 };
 
 /*

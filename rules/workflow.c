@@ -610,8 +610,10 @@ queue_one(struct move *mv, const struct send *s, const struct recipient *r,
 	if (rc == 0)
 		rc = store_event_add(a->store, mv->rec.id, a->now, ACTOR_SELF,
 		    "mail-queued", detail, error);
-	if (rc == 0)
+	if (rc == 0) {
+		mv->act->queued++;
 		log_info("%s: case=%s mail: %s", a->qid, mv->rec.id, detail);
+	}
 	g_free(detail);
 	g_free(uuid);
 	g_free(mail.subject);
@@ -1017,6 +1019,14 @@ workflow_message(struct act *act, const char *case_id,
 			*follows_r = FALSE;
 		case_record_clear(&mv.rec);
 		return rc < 0 ? -1 : 0;
+	}
+	/* Staff who mistype a command are told; others wrote text. */
+	if (act->command == NULL && act->unknown_command != NULL &&
+	    sender_is(&mv, "staff")) {
+		act->command = act->unknown_command;
+		rc = refuse(&mv, "no such command", error);
+		case_record_clear(&mv.rec);
+		return rc;
 	}
 	rc = react(&mv, act->command ? TRIGGER_COMMAND : TRIGGER_MESSAGE,
 	    error);

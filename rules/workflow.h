@@ -35,6 +35,7 @@ struct act {
 	const char *sender_name;	/* display name, or NULL */
 	const char *command;	/* canonical command word, or NULL */
 	const char *command_text;	/* text after it, or NULL */
+	const char *unknown_command;	/* a word that looks like one */
 	const char *text;	/* the message's own words, or NULL */
 	const struct message *msg;	/* the message, or NULL */
 	/* No mail to the sender: automatic mail, or a sender that could
@@ -44,6 +45,7 @@ struct act {
 	char *replied_to;
 	char *reply_skipped;
 	char *refused;		/* why a command was refused, or NULL */
+	int queued;		/* mails queued in the outbox */
 };
 
 /*

@@ -172,13 +172,19 @@ START_TEST(holidays_come_from_an_icalendar_file)
 	    "BEGIN:VEVENT\r\nUID:1@test\r\nDTSTART;VALUE=DATE:20200801\r\n"
 	    "RRULE:FREQ=YEARLY\r\nSUMMARY:National day\r\nEND:VEVENT\r\n"
 	    "BEGIN:VEVENT\r\nUID:2@test\r\nDTSTART;VALUE=DATE:20271208\r\n"
-	    "SUMMARY:Once\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+	    "SUMMARY:Once\r\nEND:VEVENT\r\n"
+	    "BEGIN:VEVENT\r\nUID:3@test\r\nDTSTART;VALUE=DATE:20271229\r\n"
+	    "DTEND;VALUE=DATE:20280101\r\nSUMMARY:Closure, three days\r\n"
+	    "END:VEVENT\r\nEND:VCALENDAR\r\n";
 	GError *error = NULL;
 	char *got;
 
 	ck_assert(g_file_set_contents(path, ics, -1, NULL));
-	/* 1 August of 2026, 2027 and 2028, and 8 December 2027. */
-	ck_assert_int_eq(calendar_load_ics(cal, path, 2026, 2028, &error), 4);
+	/* 1 August of 2026, 2027 and 2028, 8 December 2027, a closure. */
+	ck_assert_int_eq(calendar_load_ics(cal, path, 2026, 2028, &error), 5);
+	ck_assert(!calendar_is_working(cal, local(cal, "2027-12-29 10:00")));
+	ck_assert(!calendar_is_working(cal, local(cal, "2027-12-31 10:00")));
+	ck_assert(calendar_is_working(cal, local(cal, "2027-12-28 10:00")));
 	ck_assert(!calendar_is_working(cal, local(cal, "2028-08-01 10:00")));
 	ck_assert(!calendar_is_working(cal, local(cal, "2027-12-08 10:00")));
 	ck_assert(calendar_is_working(cal, local(cal, "2027-12-09 10:00")));

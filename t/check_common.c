@@ -153,6 +153,44 @@ START_TEST(addresses_are_normalized)
 }
 END_TEST
 
+START_TEST(a_reply_keeps_only_its_own_words)
+{
+	static const struct { const char *body, *want; } cases[] = {
+		{ "Done.\n\n-- \nAna\nDesk", "Done." },
+		{ "Fixed now.\n\nOn Mon, 7 Dec 2026, Bob wrote:\n> old\n> text",
+		  "Fixed now." },
+		{ "Yes.\r\n-----Original Message-----\r\nFrom: x", "Yes." },
+		{ "See below\n> quoted\nmine too\n", "See below\nmine too" },
+		{ "Am 7.12. schrieb Bob:\n> alt", "" },
+		{ "", "" },
+	};
+	char *got;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		got = text_own_words(cases[i].body, 100);
+		ck_assert_msg(strcmp(got, cases[i].want) == 0,
+		    "case %zu: got \"%s\", want \"%s\"", i, got,
+		    cases[i].want);
+		g_free(got);
+	}
+	got = text_own_words("\xc3\xa9\xc3\xa9\xc3\xa9", 3);
+	ck_assert_str_eq(got, "\xc3\xa9\n[...]");
+	g_free(got);
+}
+END_TEST
+
+START_TEST(a_contact_address_is_found_in_text)
+{
+	char *a = text_first_address("manager is Ana.Lind@NIC.example, call");
+	char *none = text_first_address("no address here @ all");
+
+	ck_assert_str_eq(a, "ana.lind@nic.example");
+	ck_assert_ptr_null(none);
+	ck_assert_ptr_null(text_first_address(NULL));
+	g_free(a);
+}
+END_TEST
+
 START_TEST(log_lines_carry_their_level)
 {
 	char *lines;
@@ -182,6 +220,8 @@ main(void)
 	    G_N_ELEMENTS(printable_cases));
 	tcase_add_test(tc, mislabelled_text_becomes_utf8);
 	tcase_add_test(tc, addresses_are_normalized);
+	tcase_add_test(tc, a_reply_keeps_only_its_own_words);
+	tcase_add_test(tc, a_contact_address_is_found_in_text);
 	tcase_add_test(tc, log_lines_carry_their_level);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);

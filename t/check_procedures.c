@@ -482,6 +482,29 @@ START_TEST(a_reply_to_a_closed_case_reopens_it_or_follows_it)
 }
 END_TEST
 
+START_TEST(a_mistyped_command_is_refused_to_staff_only)
+{
+	char *id = open_complaint("[IANA #1234567] wrong", MONDAY);
+	char *subject = g_strdup_printf("Re: [%s] URGENT: please", id);
+	struct outcome out;
+
+	command("desk@example.org", id, "ESCALTE: liaison away",
+	    MONDAY + HOUR);
+	ck_assert_int_eq(events(id, "refused", "command=ESCALTE"), 1);
+	ck_assert_int_eq(sent(id, "command-refused", "desk@example.org"), 1);
+	ck_assert_str_eq(state_of(id), "open");
+
+	/* A complainant's capitals are text, not a command. */
+	out = mail("alice@customer.example", escalation, subject, "Hurry.",
+	    MONDAY + 2 * HOUR);
+	ck_assert_ptr_null(out.refused);
+	ck_assert_int_eq(events(id, "refused", NULL), 1);
+	outcome_clear(&out);
+	g_free(subject);
+	g_free(id);
+}
+END_TEST
+
 static Suite *
 procedures_suite(void)
 {
@@ -501,6 +524,7 @@ procedures_suite(void)
 	tcase_add_test(tc, wrong_sender_or_state_is_refused_and_logged);
 	tcase_add_test(tc, waiting_for_tickets_stops_the_clock);
 	tcase_add_test(tc, a_reply_to_a_closed_case_reopens_it_or_follows_it);
+	tcase_add_test(tc, a_mistyped_command_is_refused_to_staff_only);
 	suite_add_tcase(s, tc);
 	return s;
 }

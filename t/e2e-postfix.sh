@@ -446,6 +446,163 @@ check_walk() {
 	ok $? "walk: escalatorctl report counts complaints"
 }
 
+# cmd FROM CASE WORDS [BODY]: FROM replies on CASE with WORDS after the
+# tag, as staff and complainants do; then everything settles.
+WALK_N=0
+cmd() {
+	local from=$1 case_id=$2 words=$3 body=${4:-Thanks.} m
+	WALK_N=$((WALK_N + 1))
+	m=$dir/msgs/cmd-$WALK_N.eml
+	printf '%s\r\n' "From: <$from>" "To: $DESK" \
+		"Subject: Re: [$case_id] $words" \
+		"Message-ID: <cmd-$WALK_N@walk.example>" "" "$body" >"$m"
+	pf_send "$SMTP_PORT" "$m" "$from" "$DESK" >/dev/null 2>&1
+	settle
+}
+
+state_of() {
+	esc_sql "$dir" "SELECT state FROM cases WHERE id = '$1';"
+}
+
+# mail_for ADDRESS CASE SUBJECT-START: how many mails ADDRESS holds for
+# CASE whose subject starts so (waiting up to 5 s for the first).
+mail_for() {
+	local n end=$((SECONDS + 5))
+	while :; do
+		n=$(pf_mbox_text "$(pf_mailbox "$dir" "$1")" |
+			grep -c "^Subject: \[$2\] $3" || true)
+		[ "$n" -gt 0 ] || [ "$SECONDS" -ge "$end" ] && break
+		sleep 0.2
+	done
+	echo "$n"
+}
+
+# open_by FROM TO SUBJECT TICKET-OR-KEY: send a first message; print the
+# case it opened (found by its Message-ID).
+open_by() {
+	local from=$1 to=$2 subject=$3 id=$4 m=$dir/msgs/$4.eml
+	printf '%s\r\n' "From: <$from>" "To: $to" "Subject: $subject" \
+		"Message-ID: <$id@walk.example>" "" "Please act." >"$m"
+	pf_send "$SMTP_PORT" "$m" "$from" "$to" >/dev/null 2>&1
+	settle
+	esc_sql "$dir" "SELECT case_id FROM messages \
+		WHERE key = '$id@walk.example';"
+}
+
+# An emergency whose first roster member never answers, taken by the
+# second and walked to its close with the maintainer's heads-up; then
+# one found not to be an emergency.
+check_emergency_walks() {
+	local t0=$((1796806800 + 7 * 86400)) e1 e2 owner=oncall-2@example.org
+	clock_to "$t0"
+	e1=$(open_by agent@example.net root-mgmt@example.org \
+		"NS change for .example" emg-1)
+	[[ $e1 =~ ^EMG- ]]
+	ok $? "emergency: opened as $e1"
+	is "$(mail_for oncall-1@example.org "$e1" "EMERGENCY page")" 1 \
+		"emergency: the first on the roster is paged"
+	clock_to $((t0 + 16 * 60))
+	is "$(mail_for oncall-2@example.org "$e1" "EMERGENCY page")" 1 \
+		"emergency: unanswered, the page moves to the second"
+	cmd "$owner" "$e1" ACCEPT
+	is "$(state_of "$e1")" accepted "emergency: the second accepts"
+	is "$(mail_for agent@example.net "$e1" "Emergency taken")" 1 \
+		"emergency: the reporter is told who owns it"
+	cmd "$owner" "$e1" ZONE-TEAM-INFORMED
+	is "$(mail_for root-zone-team@example.org "$e1" "Emergency")" 1 \
+		"emergency: the root zone team is informed"
+	cmd "$owner" "$e1" "MANAGER-CONTACTED: manager@example.net"
+	cmd "$owner" "$e1" CONFIRMED
+	cmd "$owner" "$e1" VALIDATED
+	cmd "$owner" "$e1" HEADS-UP
+	is "$(mail_for rzm-heads-up@example.net "$e1" "Heads-up")" 1 \
+		"emergency: the root zone maintainer gets the heads-up"
+	cmd "$owner" "$e1" IMPLEMENTED
+	cmd "$owner" "$e1" CLOSE
+	is "$(state_of "$e1")" closed "emergency: closed by its owner"
+
+	e2=$(open_by agent@example.net root-mgmt@example.org \
+		"Urgent glue change" emg-2)
+	cmd oncall-1@example.org "$e2" ACCEPT
+	cmd oncall-3@example.org "$e2" ZONE-TEAM-INFORMED
+	is "$(state_of "$e2")" accepted \
+		"emergency: only the owner moves it on"
+	is "$(mail_for oncall-3@example.org "$e2" "Command refused")" 1 \
+		"emergency: the refused staff member is told why"
+	cmd oncall-1@example.org "$e2" ZONE-TEAM-INFORMED
+	cmd oncall-1@example.org "$e2" "MANAGER-CONTACTED: mgr2@example.net"
+	cmd oncall-1@example.org "$e2" "NOT-CONFIRMED: routine change"
+	is "$(state_of "$e2")" not-an-emergency \
+		"emergency: found not to be one"
+	is "$(mail_for mgr2@example.net "$e2" "Your emergency request")" 1 \
+		"emergency: the TLD manager is told the other options"
+}
+
+# A complainant who goes to the ombudsman; one who takes the case to
+# the CSC, which declares a problem that is then answered and closed.
+check_complaint_walks() {
+	local c1 c2 p
+	c1=$(open_by olga@example.net "$DESK" "[IANA #7770001] wrong" ombu)
+	cmd olga@example.net "$c1" "OMBUDSMAN: nobody answers"
+	is "$(state_of "$c1")" with-ombudsman \
+		"ombudsman: the complainant takes the case there"
+	is "$(mail_for ombudsman@example.org "$c1" "Complaint referred")" 1 \
+		"ombudsman: the ombudsman has it"
+	cmd ombudsman@example.org "$c1" "RESPOND: settled with the team"
+	cmd desk@example.org "$c1" "CLOSE: settled"
+	is "$(state_of "$c1")" closed "ombudsman: answered and closed"
+
+	c2=$(open_by pia@example.net "$DESK" "[IANA #7770002] again" csc)
+	cmd pia@example.net "$c2" CSC
+	is "$(mail_for csc-chair@example.org "$c2" "Complaint taken")" 1 \
+		"phase 2: the CSC is asked to decide"
+	cmd csc-chair@example.org "$c2" MEDIATE
+	cmd csc-chair@example.org "$c2" "MEDIATOR: mediator@example.net"
+	is "$(mail_for mediator@example.net "$c2" "You are asked")" 1 \
+		"phase 2: the mediator is assigned"
+	cmd csc-chair@example.org "$c2" "PROBLEM: a pattern of delays"
+	is "$(state_of "$c2")" problem-declared "phase 2: a problem declared"
+	p=$(esc_sql "$dir" "SELECT id FROM cases WHERE linked_case = '$c2';")
+	[[ $p =~ ^PRB- ]]
+	ok $? "problem: $p opened, linked to $c2"
+	is "$(mail_for programme-manager@example.org "$p" "Problem")" 1 \
+		"problem: the programme manager is told"
+	cmd programme-manager@example.org "$p" "RESPOND: remedy plan"
+	cmd csc-chair@example.org "$p" ADEQUATE
+	is "$(state_of "$p")" closed "problem: response adequate, closed"
+}
+
+# An admin changes a command word and a template, checks, reloads, and
+# the daemon acts on the new rules; bad rules keep the old ones.
+check_reload() {
+	local conf rules c out
+	conf=$(esc_conf "$dir")
+	rules=$dir/escalator/conf/rules/$(basename "$RULES")
+	sed -i 's/RESPOND/ANSWER/g' "$rules"
+	sed -i '1s/Response to your complaint/Our answer/' \
+		"$dir/escalator/conf/templates/complaint-response.txt"
+	out=$("$ESCALATORCTL" -c "$conf" check 2>&1)
+	ok $? "reload: escalatorctl check accepts the edit"
+	kill -USR1 "$ESC_PID"
+	sleep 1
+	c=$(open_by quinn@example.net "$DESK" "[IANA #7770003] x" reload-1)
+	cmd desk@example.org "$c" "ANSWER: done differently"
+	is "$(state_of "$c")" responded "reload: the new command word acts"
+	is "$(mail_for quinn@example.net "$c" "Our answer")" 1 \
+		"reload: the edited template is sent"
+
+	echo "transitions: [" >>"$rules"
+	"$ESCALATORCTL" -c "$conf" check >/dev/null 2>&1
+	is $? 78 "reload: check refuses broken rules (EX_CONFIG)"
+	kill -USR1 "$ESC_PID"
+	sleep 1
+	grep -q "reload: rules .* not loaded, the old rules stay" \
+		"$dir/escalator/escalatord.log"
+	ok $? "reload: broken rules are logged and not loaded"
+	cmd desk@example.org "$c" "CLOSE: done"
+	is "$(state_of "$c")" closed "reload: the old rules still act"
+}
+
 main() {
 	check_able
 	dir=$(mktemp -d /tmp/escalator-e2e.XXXXXX)
@@ -467,6 +624,9 @@ main() {
 	check_wire_message
 	check_no_message_id
 	check_walk
+	check_emergency_walks
+	check_complaint_walks
+	check_reload
 	set -e
 
 	echo "1..$tests"
