@@ -189,17 +189,42 @@ qp_decode(const guint8 *s, size_t len)
 	return out;
 }
 
-/* CRLF and CR become LF; other controls go; no-break spaces are spaces. */
+/* Bytes from P on that are printable ASCII, kept as they are. */
+static size_t
+printable_ascii_run(const char *p)
+{
+	const unsigned char *q = (const unsigned char *)p;
+
+	while (*q >= 0x20 && *q < 0x7F)
+		q++;
+	return (size_t)((const char *)q - p);
+}
+
+/*
+ * CRLF and CR become LF; other controls go; no-break spaces are spaces.
+ * Runs of printable ASCII, most of any text, are copied whole: decoding
+ * and re-encoding them one character at a time took a seventh of the
+ * milter's time on plain 10 KB complaints (bench/run, scenario 2).
+ */
 static char *
 text_clean(const char *text)
 {
 	GString *out = g_string_sized_new(strlen(text) + 1);
+	const char *p = text;
 
-	for (const char *p = text; *p != '\0'; p = g_utf8_next_char(p)) {
-		gunichar c = g_utf8_get_char(p);
+	while (*p != '\0') {
+		size_t run = printable_ascii_run(p);
+		gunichar c;
 
-		if (c == '\r' && p[1] == '\n')
+		if (run > 0) {
+			g_string_append_len(out, p, (gssize)run);
+			p += run;
 			continue;
+		}
+		c = g_utf8_get_char(p);
+		p = g_utf8_next_char(p);
+		if (c == '\r' && *p == '\n')
+			continue;	/* the LF makes the break */
 		if (c == '\r' || c == '\n')
 			g_string_append_c(out, '\n');
 		else if (c == '\t')
