@@ -371,6 +371,77 @@ START_TEST(bounce_of_our_mail_is_recorded_on_its_case)
 }
 END_TEST
 
+/* Our acknowledgement under the id the bounces in t/messages quote. */
+static void
+queue_our_ack(const char *case_id)
+{
+	struct outgoing ours = { 0 };
+
+	ours.case_id = (char *)case_id;
+	ours.kind = "ack";
+	ours.sender = "escalation@example.org";
+	ours.recipient = "olaf.peters@example.com";
+	ours.subject = "x";
+	ours.body = "x";
+	ours.message_id = "ack-123456-1@escalation.example.org";
+	ours.auto_submitted = "auto-replied";
+	ours.created = NOW;
+	ck_assert_int_eq(store_begin(store, NULL), 0);
+	ck_assert_int_eq(store_outbox_queue(store, &ours, NULL), 0);
+	ck_assert_int_eq(store_commit(store, NULL), 0);
+}
+
+/* RFC 3464 with only the headers returned, and qmail's plain text. */
+static const char *const other_bounces[] = {
+	"25-dsn-rfc3464-headers-only.eml",
+	"26-dsn-nonstandard-qmail.eml",
+};
+
+START_TEST(bounce_in_another_form_is_recorded_on_its_case)
+{
+	char *text = complaint("olaf@example.com", "c8@example.com",
+	    "Transfer", "[IANA #123456]");
+	struct outcome opened = run(text, "olaf@example.com", watched);
+	struct outcome bounce;
+	gboolean recorded = FALSE;
+
+	queue_our_ack(opened.case_id);
+	bounce = run_file(other_bounces[_i], "", watched);
+	ck_assert_int_eq(bounce.kind, OUTCOME_BOUNCE);
+	ck_assert_str_eq(bounce.case_id, opened.case_id);
+	ck_assert_ptr_null(bounce.ack_to);
+	ck_assert_int_eq(case_count(), 1);
+	store_case_events_each(store, opened.case_id, find_event, &recorded,
+	    NULL);
+	ck_assert(recorded);
+	outcome_clear(&opened);
+	outcome_clear(&bounce);
+	g_free(text);
+}
+END_TEST
+
+/* Without a Message-ID, or with two, a redelivery is still one case. */
+static const char *const odd_id_files[] = {
+	"29-missing-message-id.eml",
+	"30-duplicated-message-ids.eml",
+};
+
+START_TEST(redelivery_with_odd_message_ids_is_recognised)
+{
+	struct outcome first = run_file(odd_id_files[_i],
+	    "olaf.peters@example.com", watched);
+	struct outcome again = run_file(odd_id_files[_i],
+	    "olaf.peters@example.com", watched);
+
+	ck_assert_int_eq(first.kind, OUTCOME_OPENED);
+	ck_assert_str_eq(first.ack_to, "olaf.peters@example.com");
+	ck_assert_int_eq(again.kind, OUTCOME_DUPLICATE);
+	ck_assert_int_eq(case_count(), 1);
+	outcome_clear(&first);
+	outcome_clear(&again);
+}
+END_TEST
+
 START_TEST(acknowledgements_are_rate_limited_per_sender)
 {
 	int acked = 0;
@@ -462,6 +533,10 @@ main(void)
 	tcase_add_test(tc, unwatched_mail_is_not_touched);
 	tcase_add_test(tc, automatic_mail_is_never_answered);
 	tcase_add_test(tc, bounce_of_our_mail_is_recorded_on_its_case);
+	tcase_add_loop_test(tc, bounce_in_another_form_is_recorded_on_its_case,
+	    0, G_N_ELEMENTS(other_bounces));
+	tcase_add_loop_test(tc, redelivery_with_odd_message_ids_is_recognised,
+	    0, G_N_ELEMENTS(odd_id_files));
 	tcase_add_test(tc, acknowledgements_are_rate_limited_per_sender);
 	tcase_add_test(tc, dry_run_stores_nothing);
 	tcase_add_test(tc, locked_store_fails_and_keeps_nothing);
