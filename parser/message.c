@@ -622,9 +622,11 @@ report_read(struct message *m, GMimeObject *top)
 
 	if (!GMIME_IS_MULTIPART(top) || !part_is(top, "multipart", "report"))
 		return;
+	/* A report whose type says nothing is still a report. */
 	type = g_mime_content_type_get_parameter(ct, "report-type");
-	m->report_type = value_keyword(type != NULL && *type != '\0' ?
-	    type : "unknown");
+	m->report_type = value_keyword(type);
+	if (m->report_type == NULL)
+		m->report_type = g_strdup("unknown");
 	if (strcmp(m->report_type, "delivery-status") != 0)
 		return;
 	m->is_report = TRUE;

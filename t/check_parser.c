@@ -581,6 +581,13 @@ static const struct field_case header_cases[] = {
 	    "report_type", EQUALS, "disposition-notification" },
 	{ "Content-Type: multipart/report; boundary=r\n\n--r\n\nx\n"
 	    "--r--\n", "report_type", EQUALS, "unknown" },
+	/* No word in it: once a NULL dereference (found by fuzz_message). */
+	{ "Content-Type: multipart/report; report-type=\";x\"; "
+	    "boundary=r\n\n--r\n\nx\n--r--\n", "report_type", EQUALS,
+	    "unknown" },
+	{ "Content-Type: multipart/report; report-type=\"(c)\"; "
+	    "boundary=r\n\n--r\n\nx\n--r--\n", "report_type", EQUALS,
+	    "unknown" },
 	{ "List-Id: =?utf-8?q?Caf=C3=A9?= <cafe.example.org>\n\n",
 	    "list_id", EQUALS, "Caf\xc3\xa9 <cafe.example.org>" },
 	{ "Date: Tue, 14 May\n 2024 09:12:33 +0200\n\n", "date", EQUALS,
