@@ -168,6 +168,16 @@ int store_case_events_each(struct store *store, const char *case_id,
 int store_case_outbox_each(struct store *store, const char *case_id,
     store_outgoing_cb cb, void *data, GError **error);
 
+/*
+ * Copy the whole store, as one snapshot, into a new file PATH (mode
+ * 0640), with SQLite's online backup: writers of other connections go
+ * on meanwhile. PATH must not exist (it is never overwritten, nor a
+ * symbolic link followed); the copy is checked (quick_check) and
+ * removed again if anything failed. May be called on a STORE_READONLY
+ * store, outside a transaction.
+ */
+int store_backup(struct store *store, const char *path, GError **error);
+
 void case_record_clear(struct case_record *rec);
 void outgoing_clear(struct outgoing *mail);
 
