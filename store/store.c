@@ -415,6 +415,17 @@ store_connect(struct store *store, const char *path, GError **error)
 	sqlite3_extended_result_codes(store->db, 1);
 	sqlite3_busy_timeout(store->db, STORE_BUSY_TIMEOUT_MS);
 
+	/* SQLite opens a file it may not write read-only, silently, and
+	 * stays so after the mode is fixed: every message would be
+	 * tempfailed until a restart. Better not to start. */
+	if (store->mode == STORE_READWRITE &&
+	    sqlite3_db_readonly(store->db, "main") == 1) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+		    "store: open: the database is read-only for this user "
+		    "(check its owner and mode, and its directory's)");
+		return -1;
+	}
+
 	/* No writable_schema tricks even if an attacker gets SQL in. */
 	sqlite3_db_config(store->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	return 0;
@@ -1358,3 +1369,44 @@ store_backup(struct store *store, const char *path, GError **error)
 	return 0;
 }
 
+/*
+ * Size.
+ */
+
+int
+store_set_max_size(struct store *store, gint64 bytes, GError **error)
+{
+	sqlite3_stmt *stmt;
+	gint64 page_size = 0;
+	gint64 pages;
+	char *sql;
+	int rc;
+
+	pthread_mutex_lock(&store->lock);
+	rc = sqlite3_prepare_v2(store->db, "PRAGMA page_size", -1, &stmt,
+	    NULL);
+	if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+		page_size = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	if (page_size <= 0) {
+		pthread_mutex_unlock(&store->lock);
+		return store_fail(store, rc, error, "page size");
+	}
+
+	/* SQLite's own ceiling stands for "no limit"; it never goes below
+	 * the pages in use, so a store over the limit only stops growing. */
+	pages = bytes > 0 ? MAX(bytes / page_size, 1) : G_MAXUINT32 - 1;
+	/* A pragma takes no parameters; PAGES is a number we made. */
+	sql = g_strdup_printf("PRAGMA max_page_count = %" G_GINT64_FORMAT,
+	    pages);
+	stmt = NULL;
+	rc = sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		rc = SQLITE_OK;
+	sqlite3_finalize(stmt);
+	g_free(sql);
+	pthread_mutex_unlock(&store->lock);
+	if (rc != SQLITE_OK)
+		return store_fail(store, rc, error, "set maximum size");
+	return 0;
+}

@@ -178,6 +178,15 @@ int store_case_outbox_each(struct store *store, const char *case_id,
  */
 int store_backup(struct store *store, const char *path, GError **error);
 
+/*
+ * Let the database file grow to at most BYTES (0: no limit, the
+ * default), so that it cannot fill the disk the MTA's queue is on.
+ * Past it every write fails as on a full disk (ESC_ERROR_STORE,
+ * "database or disk is full") and is rolled back; the milter tempfails.
+ * Per connection, not kept in the file.
+ */
+int store_set_max_size(struct store *store, gint64 bytes, GError **error);
+
 void case_record_clear(struct case_record *rec);
 void outgoing_clear(struct outgoing *mail);
 
