@@ -2,6 +2,11 @@
  * yaml.c: libfyaml, wrapped so that every mistake in a file becomes one
  * "FILE:LINE: problem" line in a list, and loading goes on to find the
  * rest. The library's own syntax diagnostics are collected the same way.
+ *
+ * Text that is not UTF-8 never reaches the library: YAML must be Unicode,
+ * and libfyaml 0.7.12 (Debian 12) loops for ever on a directive holding
+ * an invalid byte ("%\xd3", found by t/fuzz/fuzz_rules) and takes other
+ * invalid bytes into scalars as they are.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -27,6 +32,55 @@ collect_syntax_errors(struct yaml_file *file, struct fy_diag *diag)
 	}
 }
 
+/* The line and column (from 1, in bytes) of offset AT in TEXT. */
+static void
+text_position(const char *text, const char *at, int *line_r, int *col_r)
+{
+	const char *line = text;
+
+	*line_r = 1;
+	for (const char *p = text; p < at; p++) {
+		if (*p == '\n') {
+			(*line_r)++;
+			line = p + 1;
+		}
+	}
+	*col_r = (int)(at - line) + 1;
+}
+
+/* Is the LEN bytes of TEXT valid UTF-8 without NUL? If not, say where. */
+static gboolean
+source_valid(struct yaml_file *file, const char *text, size_t len)
+{
+	const char *bad;
+	int line, col;
+
+	if (g_utf8_validate(text, (gssize)len, &bad))
+		return TRUE;
+	text_position(text, bad, &line, &col);
+	g_ptr_array_add(file->errors, g_strdup_printf("%s:%d:%d: %s",
+	    file->path, line, col, *bad == '\0' ? "NUL byte" :
+	    "not valid UTF-8"));
+	return FALSE;
+}
+
+/* Read PATH into FILE->source, checked; FALSE (with an error) if not. */
+static gboolean
+source_read(struct yaml_file *file, const char *path, size_t *len_r)
+{
+	GError *error = NULL;
+	gsize len;
+
+	if (!g_file_get_contents(path, &file->source, &len, &error)) {
+		g_ptr_array_add(file->errors, g_strdup_printf(
+		    "%s: cannot read: %s", path, error->message));
+		g_error_free(error);
+		return FALSE;
+	}
+	*len_r = len;
+	return source_valid(file, file->source, len);
+}
+
 struct yaml_file *
 yaml_open(const char *path, const char *text, GPtrArray *errors)
 {
@@ -35,6 +89,8 @@ yaml_open(const char *path, const char *text, GPtrArray *errors)
 	struct fy_parse_cfg cfg = { 0 };
 	struct fy_diag *diag;
 	guint before = errors->len;
+	size_t len = 0;
+	gboolean ok;
 
 	file->path = g_strdup(path);
 	file->errors = errors;
@@ -55,9 +111,18 @@ yaml_open(const char *path, const char *text, GPtrArray *errors)
 		fy_diag_destroy(diag);
 		return file;
 	}
-	file->doc = text != NULL ?
-	    fy_document_build_from_string(&cfg, text, FY_NT) :
-	    fy_document_build_from_file(&cfg, path);
+	if (text != NULL) {
+		len = strlen(text);
+		ok = source_valid(file, text, len);
+	} else {
+		ok = source_read(file, path, &len);
+		text = file->source;
+	}
+	if (!ok) {
+		fy_diag_destroy(diag);
+		return file;
+	}
+	file->doc = fy_document_build_from_string(&cfg, text, len);
 	if (diag != NULL)
 		collect_syntax_errors(file, diag);
 	fy_diag_destroy(diag);
@@ -83,6 +148,7 @@ yaml_close(struct yaml_file **file)
 		return;
 	if ((*file)->doc != NULL)
 		fy_document_destroy((*file)->doc);
+	g_free((*file)->source);
 	g_free((*file)->path);
 	g_free(*file);
 	*file = NULL;

@@ -18,6 +18,7 @@ struct yaml_file {
 	struct fy_document *doc;
 	struct fy_node *root;	/* a mapping, or NULL if the file is bad */
 	GPtrArray *errors;	/* char *, shared with the caller */
+	char *source;		/* the file's text, which doc points into */
 };
 
 /*

@@ -11,6 +11,7 @@
  *   show CASE                  the case, its tickets, audit log and mail
  *   outbox flush               send what is due now
  *   outbox retry [CASE]        make failed mail due again
+ *   backup FILE                copy the database, live, into a new FILE
  *
  * Exit codes follow sysexits(3).
  */
@@ -25,6 +26,7 @@
 #include "common/clock.h"
 #include "ctl/reports.h"
 #include "common/config.h"
+#include "common/error.h"
 #include "common/log.h"
 #include "common/text.h"
 #include "outbox/outbox.h"
@@ -58,7 +60,9 @@ usage(int code)
 	    "  report [--from DATE] [--to DATE]\n"
 	    "                                 counts, medians and deadlines\n"
 	    "                                 per procedure (dates YYYY-MM-DD;\n"
-	    "                                 default: the last 30 days)\n");
+	    "                                 default: the last 30 days)\n"
+	    "  backup FILE                    copy the database into a new "
+	    "FILE\n");
 	exit(code);
 }
 
@@ -434,6 +438,29 @@ cmd_due(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+/*
+ * A live copy through SQLite's backup API: the daemon may go on
+ * writing. Read-only, so it works as any user who may read the store.
+ */
+static int
+cmd_backup(struct ctl *ctl, const char *file)
+{
+	struct store *store = open_reader(ctl);
+	GError *error = NULL;
+	int rc = EX_OK;
+
+	if (store == NULL)
+		return EX_UNAVAILABLE;
+	if (store_backup(store, file, &error) < 0)
+		rc = report("backup", error, g_error_matches(error, ESC_ERROR,
+		    ESC_ERROR_IO) ? EX_CANTCREAT : EX_UNAVAILABLE);
+	else
+		printf("backup: %s written from %s\n", file,
+		    ctl->config->database);
+	store_close(&store);
+	return rc;
+}
+
 /* "YYYY-MM-DD" as local midnight; 0 if malformed. */
 static time_t
 parse_date(const char *text)
@@ -520,6 +547,8 @@ main(int argc, char **argv)
 		rc = cmd_due(&ctl, argc, argv);
 	else if (strcmp(argv[0], "report") == 0)
 		rc = cmd_report(&ctl, argc, argv);
+	else if (strcmp(argv[0], "backup") == 0 && argc == 2)
+		rc = cmd_backup(&ctl, argv[1]);
 	else
 		usage(EX_USAGE);
 	config_free(&ctl.config);

@@ -13,8 +13,11 @@
  * elsewhere. Nothing here fails or logs: every function returns text.
  *
  * Limits: an encoded-word holds no white space (RFC 2047 forbids it, and
- * allowing it would let a stray "=?" swallow the rest of a subject), and
- * a charset label longer than CHARSET_MAX bytes is not a charset.
+ * allowing it would let a stray "=?" swallow the rest of a subject),
+ * except a fold that some mailers put inside one, and only when the word
+ * then closes; a charset label longer than CHARSET_MAX bytes is not a
+ * charset. Each byte is looked at a bounded number of times, so a line
+ * of would-be words costs time linear in its length.
  */
 #include <errno.h>
 #include <string.h>
@@ -308,9 +311,13 @@ q_decode(const char *text, size_t len, GByteArray *out)
 	}
 }
 
-/* Recognise "=?charset?B|Q?text?=" at P, which starts with "=?". */
+/*
+ * Recognise "=?charset?B|Q?text?=" at P, which starts with "=?". When
+ * the text runs into white space or the end before its "?=", *DEAD_R
+ * is set there: no word that starts before it can close either.
+ */
 static gboolean
-word_parse(const char *p, struct encoded_word *word)
+word_parse(const char *p, struct encoded_word *word, const char **dead_r)
 {
 	const char *q = p + 2;
 	size_t n = 0;
@@ -329,9 +336,12 @@ word_parse(const char *p, struct encoded_word *word)
 
 	/* The text runs to the first "?=", which no encoding can hold. */
 	word->text = q + 3;
-	for (q = word->text; q[0] != '?' || q[1] != '='; q++)
-		if (*q == '\0' || g_ascii_isspace(*q))
+	for (q = word->text; q[0] != '?' || q[1] != '='; q++) {
+		if (*q == '\0' || g_ascii_isspace(*q)) {
+			*dead_r = q;
 			return FALSE;
+		}
+	}
 	word->len = (size_t)(q - word->text);
 	word->end = q + 2;
 	return TRUE;
@@ -429,15 +439,93 @@ literal_append(GString *out, const char *text, size_t len)
 	g_free(utf8);
 }
 
-/* Line breaks go; the white space that follows them stays. */
+/* The length of the fold (CR? LF, then blanks) at P, or 0. */
+static size_t
+fold_len(const char *p)
+{
+	size_t n = *p == '\r' ? 1 : 0;
+
+	if (p[n] != '\n' || (p[n + 1] != ' ' && p[n + 1] != '\t'))
+		return 0;
+	for (n++; p[n] == ' ' || p[n] == '\t'; n++)
+		;
+	return n;
+}
+
+/*
+ * Does the encoded-word text that a fold at P interrupts go on to its
+ * "?=" across folds only? What a look ahead found holds for every fold
+ * before where it stopped, so it is kept in *SEEN (where it stopped)
+ * and *CLOSES: each byte is looked at a bounded number of times.
+ */
+static gboolean
+fold_inside_word(const char *p, const char **seen, gboolean *closes)
+{
+	size_t fold;
+
+	if (p < *seen)
+		return *closes;
+	while (*p != '\0' && (p[0] != '?' || p[1] != '=')) {
+		if ((fold = fold_len(p)) > 0)
+			p += fold;
+		else if (g_ascii_isspace(*p))
+			break;
+		else
+			p++;
+	}
+	*seen = p;
+	*closes = *p == '?';
+	return *closes;
+}
+
+/* Is P just past "=?charset?B?" or "=?charset?Q?", START the line's? */
+static gboolean
+word_prefix_before(const char *start, const char *p)
+{
+	const char *q = p;
+
+	if (q - start < 6 || q[-1] != '?' || q[-3] != '?' ||
+	    strchr("BbQq", q[-2]) == NULL)
+		return FALSE;
+	for (q -= 4; q > start && *q != '?'; q--)
+		if (g_ascii_isspace(*q) || *q == '=')
+			return FALSE;
+	return q > start && q[-1] == '=' && q < p - 4;
+}
+
+/*
+ * Line breaks go; the white space that follows them stays, except in a
+ * fold inside an encoded-word: some mailers fold in the middle of one,
+ * and the word, rejoined, is still well formed.
+ */
 static char *
 header_unfold(const char *raw)
 {
 	GString *out = g_string_sized_new(strlen(raw) + 1);
+	const char *word = NULL;	/* text of the open encoded-word */
+	const char *seen = raw;
+	gboolean closes = FALSE;
+	size_t fold;
 
-	for (const char *p = raw; *p != '\0'; p++)
-		if (*p != '\r' && *p != '\n')
-			g_string_append_c(out, *p);
+	for (const char *p = raw; *p != '\0'; p++) {
+		fold = fold_len(p);
+		if (fold > 0 && word != NULL &&
+		    fold_inside_word(p, &seen, &closes)) {
+			p += fold - 1;
+			continue;
+		}
+		if (*p == '\r' || *p == '\n')
+			continue;
+		g_string_append_c(out, *p);
+
+		/* Track the encoded-word the output is in, if any. */
+		if (g_ascii_isspace(*p) || (word != NULL && *p == '=' &&
+		    p > word && p[-1] == '?'))
+			word = NULL;
+		else if (word == NULL && *p == '?' &&
+		    word_prefix_before(out->str, out->str + out->len))
+			word = p + 1;
+	}
 	return g_string_free(out, FALSE);
 }
 
@@ -469,11 +557,15 @@ header_decode(const char *raw)
 	    .bytes = g_byte_array_new() };
 	const char *p = text;
 	const char *literal = text;
+	const char *dead = text;
 	struct encoded_word word;
 	char *clean;
 
 	while (*p != '\0') {
-		if (p[0] != '=' || p[1] != '?' || !word_parse(p, &word)) {
+		/* Past DEAD's start no word can close before DEAD: skipping
+		 * there keeps a line of "=?x?B?a" linear, not quadratic. */
+		if (p < dead || p[0] != '=' || p[1] != '?' ||
+		    !word_parse(p, &word, &dead)) {
 			p++;
 			continue;
 		}

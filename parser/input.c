@@ -10,10 +10,13 @@
  * BLOCK_LINES_MAX lines (BLOCK_LINES_MIN once HEADER_LINES_BUDGET went
  * to headers); a 10 MB message of tiny headers otherwise costs 800 MB.
  * Its address parser is quadratic on some malformed lists (60 KB of
- * "a.b," in To: cost 1.7 s), so each address header keeps at most
- * ADDRESS_HEADER_MAX bytes (ADDRESS_HEADER_MIN once ADDRESS_BUDGET went
- * to such headers). Nothing here logs or fails: what cannot be read is
- * left empty.
+ * "a.b," in To: cost 1.7 s), and so is its RFC 2047 decoder, which it
+ * runs on Subject, Date, Message-ID and the Content- headers while it
+ * reads them (100 KB of "=?c?B?A" cost 2 s each). So each address
+ * header keeps at most ADDRESS_HEADER_MAX bytes (ADDRESS_HEADER_MIN
+ * once ADDRESS_BUDGET went to such headers), and each decoded header
+ * DECODED_HEADER_MAX (DECODED_HEADER_MIN once DECODED_BUDGET went).
+ * Nothing here logs or fails: what cannot be read is left empty.
  */
 #include <string.h>
 
@@ -28,10 +31,37 @@
 #define ADDRESS_HEADER_MAX 2048
 #define ADDRESS_HEADER_MIN 64
 #define ADDRESS_BUDGET (64 * 1024)
+#define DECODED_HEADER_MAX (16 * 1024)
+#define DECODED_HEADER_MIN 256
+#define DECODED_BUDGET (64 * 1024)
 
-/* Headers GMime parses into address lists while it reads a message. */
+/*
+ * Headers GMime parses while it reads a message, by kind: into address
+ * lists, or through its decoder. A name ending in '-' is a prefix.
+ */
 static const char *const address_headers[] = {
-	"from", "sender", "reply-to", "to", "cc", "bcc",
+	"from", "sender", "reply-to", "to", "cc", "bcc", NULL,
+};
+static const char *const decoded_headers[] = {
+	"subject", "date", "message-id", "content-", NULL,
+};
+
+/* What one kind of header may keep. */
+struct header_cap {
+	const char *const *names;
+	size_t max;		/* bytes one header keeps */
+	size_t min;		/* the same, once the budget is spent */
+	size_t budget;		/* bytes such headers keep in all */
+	const char *cut;	/* what a cut is logged as */
+};
+
+enum { CAP_ADDRESS, CAP_DECODED, CAP_COUNT };
+
+static const struct header_cap header_caps[CAP_COUNT] = {
+	[CAP_ADDRESS] = { address_headers, ADDRESS_HEADER_MAX,
+	    ADDRESS_HEADER_MIN, ADDRESS_BUDGET, "address header cut" },
+	[CAP_DECODED] = { decoded_headers, DECODED_HEADER_MAX,
+	    DECODED_HEADER_MIN, DECODED_BUDGET, "long header cut" },
 };
 
 /* Types GMime reads as a message of their own. */
@@ -49,9 +79,9 @@ struct input {
 	gboolean message_next;		/* the block opens a message/rfc822 */
 	unsigned int block_left;	/* lines the block may still keep */
 	unsigned int lines_spent;	/* header lines kept in all */
-	gboolean in_address;		/* the line is part of an address */
-	size_t address_left;		/* bytes that header may still keep */
-	size_t address_spent;		/* address header bytes kept in all */
+	const struct header_cap *capped; /* the kind of this header, or NULL */
+	size_t capped_left;		/* bytes that header may still keep */
+	size_t capped_spent[CAP_COUNT];	/* bytes each kind kept in all */
 	const char *cut;		/* why anything was left out */
 };
 
@@ -215,7 +245,7 @@ block_start(struct input *in, gboolean headers)
 {
 	in->in_headers = headers;
 	in->message_next = FALSE;
-	in->in_address = FALSE;
+	in->capped = NULL;
 	in->block_left = in->lines_spent < HEADER_LINES_BUDGET ?
 	    BLOCK_LINES_MAX : BLOCK_LINES_MIN;
 }
@@ -228,9 +258,28 @@ input_keep(struct input *in, const char *line, size_t len, gboolean eol)
 		g_byte_array_append(in->out, (const guint8 *)"\n", 1);
 }
 
-/* Is LINE an address header GMime parses? Where its ':' is, or -1. */
+/* Is NAME (LEN bytes) in NAMES? */
+static gboolean
+header_name_in(const char *name, size_t len, const char *const *names)
+{
+	size_t n;
+
+	for (; *names != NULL; names++) {
+		n = strlen(*names);
+		if ((*names)[n - 1] == '-' ? len > n &&
+		    g_ascii_strncasecmp(name, *names, n) == 0 :
+		    len == n && g_ascii_strncasecmp(name, *names, n) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/*
+ * Is LINE a header GMime parses? Where its ':' is, or -1; *CAP_R gets
+ * its kind.
+ */
 static gssize
-address_colon(const char *line, size_t len)
+capped_colon(const char *line, size_t len, int *cap_r)
 {
 	size_t name = 0;
 	size_t n;
@@ -243,37 +292,42 @@ address_colon(const char *line, size_t len)
 	if (name == 0 || n == len || line[n] != ':')
 		return -1;
 
-	for (size_t i = 0; i < G_N_ELEMENTS(address_headers); i++)
-		if (strlen(address_headers[i]) == name &&
-		    g_ascii_strncasecmp(line, address_headers[i], name) == 0)
+	for (int i = 0; i < CAP_COUNT; i++) {
+		if (header_name_in(line, name, header_caps[i].names)) {
+			*cap_r = i;
 			return (gssize)n;
+		}
+	}
 	return -1;
 }
 
-/* How much of a header line to keep: address headers are cut. */
+/* How much of a header line to keep: headers GMime parses are cut. */
 static size_t
-address_keep(struct input *in, const char *line, size_t len)
+capped_keep(struct input *in, const char *line, size_t len)
 {
 	gboolean folded = line[0] == ' ' || line[0] == '\t';
 	size_t keep = len;
 	gssize colon;
+	int cap;
 
-	if (folded && in->in_address) {
+	if (folded && in->capped != NULL) {
 		/* Whole or not at all: a cut one could be blank. */
-		keep = len <= in->address_left ? len : 0;
-	} else if ((colon = address_colon(line, len)) >= 0) {
-		in->in_address = TRUE;
-		in->address_left = in->address_spent < ADDRESS_BUDGET ?
-		    ADDRESS_HEADER_MAX : ADDRESS_HEADER_MIN;
-		keep = MIN(len, MAX(in->address_left, (size_t)colon + 1));
+		keep = len <= in->capped_left ? len : 0;
+	} else if ((colon = capped_colon(line, len, &cap)) >= 0) {
+		in->capped = &header_caps[cap];
+		in->capped_left = in->capped_spent[cap] < in->capped->budget ?
+		    in->capped->max : in->capped->min;
+		keep = MIN(len, MAX(in->capped_left, (size_t)colon + 1));
 	} else if (!folded)
-		in->in_address = FALSE;
+		in->capped = NULL;
 
-	if (in->in_address) {
-		in->address_left -= MIN(keep, in->address_left);
-		in->address_spent += keep;
-		if (keep < len)
-			in->address_left = 0;
+	if (in->capped != NULL) {
+		in->capped_left -= MIN(keep, in->capped_left);
+		in->capped_spent[in->capped - header_caps] += keep;
+		if (keep < len) {
+			in->capped_left = 0;
+			in->cut = in->capped->cut;
+		}
 	}
 	return keep;
 }
@@ -283,6 +337,7 @@ static void
 header_line(struct input *in, const char *line, size_t len, gboolean eol)
 {
 	size_t keep;
+	guint start;
 
 	/* Past its allowance a block loses its lines, folds with them. */
 	if (in->block_left == 0) {
@@ -292,11 +347,16 @@ header_line(struct input *in, const char *line, size_t len, gboolean eol)
 	in->block_left--;
 	in->lines_spent++;
 
-	keep = address_keep(in, line, len);
-	if (keep < len)
-		in->cut = "address header cut";
-	if (keep > 0)
-		input_keep(in, line, keep, eol || keep < len);
+	keep = capped_keep(in, line, len);
+	if (keep == 0)
+		return;
+	start = in->out->len;
+	input_keep(in, line, keep, eol || keep < len);
+
+	/* GMime ends a value at a NUL; what follows it is still ours. */
+	for (guint i = start; i < start + keep; i++)
+		if (in->out->data[i] == '\0')
+			in->out->data[i] = ' ';
 }
 
 /*
@@ -341,7 +401,7 @@ input_line(struct input *in, const char *line, size_t len,
 
 /*
  * The text GMime is given: line ends made LF, an mbox "From " line
- * dropped, header blocks and address headers cut to their allowance,
+ * dropped, header blocks and parsed headers cut to their allowance,
  * and the whole cut at the nesting or delimiter limit (see the top).
  */
 GByteArray *

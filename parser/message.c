@@ -334,6 +334,65 @@ mailbox_parse(const char *raw, char **addr_r, char **name_r)
 	g_free(text);
 }
 
+/*
+ * The first word of a structured value such as Auto-Submitted's
+ * ("auto-replied; owner-email=..." or "(by robot) auto-generated"):
+ * comments skipped, up to white space, ';' or a comment; lowercased.
+ * NULL if there is none.
+ */
+static char *
+value_keyword(const char *raw)
+{
+	char *text = value_plain(raw);
+	const char *p;
+	const char *start;
+	char *word = NULL;
+
+	if (text == NULL)
+		return NULL;
+	for (p = text; *p == '(' || g_ascii_isspace(*p); p++)
+		if (*p == '(')
+			p = skip_construct(p);
+	start = p;
+	while (*p != '\0' && *p != ';' && *p != '(' && !g_ascii_isspace(*p))
+		p++;
+	if (p > start)
+		word = g_ascii_strdown(start, p - start);
+	g_free(text);
+	return word;
+}
+
+/*
+ * Auto-Submitted may come more than once (a gateway adds its own); any
+ * one other than "no" makes the message automatic, so that one is kept.
+ */
+static char *
+auto_submitted_read(GMimeObject *top)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(top);
+	GMimeHeader *header;
+	char *first = NULL;
+	char *word;
+	int count = list != NULL ? g_mime_header_list_get_count(list) : 0;
+
+	for (int i = 0; i < count; i++) {
+		header = g_mime_header_list_get_header_at(list, i);
+		if (g_ascii_strcasecmp(g_mime_header_get_name(header),
+		    "Auto-Submitted") != 0)
+			continue;
+		word = value_keyword(g_mime_header_get_raw_value(header));
+		if (word != NULL && strcmp(word, "no") != 0) {
+			g_free(first);
+			return word;
+		}
+		if (first == NULL)
+			first = word;
+		else
+			g_free(word);
+	}
+	return first;
+}
+
 static void
 headers_read(struct message *m, GMimeObject *top)
 {
@@ -352,8 +411,8 @@ headers_read(struct message *m, GMimeObject *top)
 	m->references = msgids_vector(header_raw(top, "References"));
 
 	m->date = value_plain(header_raw(top, "Date"));
-	m->auto_submitted = value_plain(header_raw(top, "Auto-Submitted"));
-	m->precedence = value_plain(header_raw(top, "Precedence"));
+	m->auto_submitted = auto_submitted_read(top);
+	m->precedence = value_keyword(header_raw(top, "Precedence"));
 	m->list_id = value_decoded(header_raw(top, "List-Id"));
 }
 
@@ -550,8 +609,9 @@ returned_id_in(GMimeObject *part)
 }
 
 /*
- * A delivery status notification (RFC 3464): which of our messages came
- * back, from the returned message or the returned headers.
+ * A report (RFC 6522): its type; and for a delivery status notification
+ * (RFC 3464), which of our messages came back, from the returned
+ * message or the returned headers.
  */
 static void
 report_read(struct message *m, GMimeObject *top)
@@ -562,8 +622,12 @@ report_read(struct message *m, GMimeObject *top)
 
 	if (!GMIME_IS_MULTIPART(top) || !part_is(top, "multipart", "report"))
 		return;
+	/* A report whose type says nothing is still a report. */
 	type = g_mime_content_type_get_parameter(ct, "report-type");
-	if (type == NULL || g_ascii_strcasecmp(type, "delivery-status") != 0)
+	m->report_type = value_keyword(type);
+	if (m->report_type == NULL)
+		m->report_type = g_strdup("unknown");
+	if (strcmp(m->report_type, "delivery-status") != 0)
 		return;
 	m->is_report = TRUE;
 
@@ -574,6 +638,82 @@ report_read(struct message *m, GMimeObject *top)
 		if (m->returned_id != NULL)
 			return;
 	}
+}
+
+static gboolean
+local_part_is(const char *address, const char *name)
+{
+	size_t n = strlen(name);
+
+	return address != NULL && g_ascii_strncasecmp(address, name, n) == 0 &&
+	    (address[n] == '@' || address[n] == '\0');
+}
+
+/* The first returned message or returned headers in the tree, or NULL. */
+static char *
+returned_id_find(GMimeObject *object, int depth, unsigned int *parts)
+{
+	GMimeMultipart *multipart;
+	char *id = NULL;
+
+	if (object == NULL || depth > MESSAGE_MAX_DEPTH ||
+	    ++*parts > MESSAGE_MAX_PARTS)
+		return NULL;
+	if (!GMIME_IS_MULTIPART(object))
+		return returned_id_in(object);
+	multipart = GMIME_MULTIPART(object);
+	for (int i = 0; id == NULL && i < g_mime_multipart_get_count(
+	    multipart); i++)
+		id = returned_id_find(g_mime_multipart_get_part(multipart, i),
+		    depth + 1, parts);
+	return id;
+}
+
+/* The first "Message-ID:" line of TEXT, as a bounce quotes it. */
+static char *
+returned_id_in_text(const char *text)
+{
+	const char *line;
+
+	for (line = text; line != NULL && *line != '\0'; line =
+	    strchr(line, '\n'), line = line != NULL ? line + 1 : NULL) {
+		char *end;
+		char *value;
+		char *id;
+
+		while (*line == ' ' || *line == '\t' || *line == '>')
+			line++;
+		if (g_ascii_strncasecmp(line, "message-id:", 11) != 0)
+			continue;
+		end = strchr(line, '\n');
+		value = g_strndup(line + 11, end != NULL ?
+		    (gsize)(end - line - 11) : strlen(line + 11));
+		id = msgid_first(value);
+		g_free(value);
+		if (id != NULL)
+			return id;
+	}
+	return NULL;
+}
+
+/*
+ * Bounces that are not RFC 3464 reports (qmail, Exchange, old Sendmail)
+ * still come from the mailer daemon or the postmaster, and carry the
+ * returned message as an attachment or quoted in their text: its
+ * Message-ID is taken from there, so the bounce finds its case. Other
+ * senders' mail is left alone, since anyone may forward a message.
+ */
+static void
+bounce_read(struct message *m, GMimeObject *top, const char *body)
+{
+	unsigned int parts = 0;
+
+	if (m->report_type != NULL || !(local_part_is(m->from,
+	    "mailer-daemon") || local_part_is(m->from, "postmaster")))
+		return;
+	m->returned_id = returned_id_find(top, 0, &parts);
+	if (m->returned_id == NULL)
+		m->returned_id = returned_id_in_text(body);
 }
 
 /*
@@ -608,7 +748,7 @@ message_parse(const char *data, size_t len)
 	struct walk walk = { .body = g_string_new(NULL),
 		.limits = g_ptr_array_new() };
 	GMimeMessage *mime;
-	GMimeObject *top;
+	GMimeObject *top = NULL;
 
 	g_once(&gmime_once, gmime_start, NULL);
 	m->subject = g_strdup("");
@@ -623,10 +763,13 @@ message_parse(const char *data, size_t len)
 			report_read(m, top);
 			walk_object(&walk, top, 0);
 		}
-		g_object_unref(mime);
 	}
 
 	m->body = g_string_free(walk.body, FALSE);
+	if (mime != NULL) {
+		bounce_read(m, top, m->body);
+		g_object_unref(mime);
+	}
 	m->digest = message_digest(m);
 	if (walk.limits->len > 0) {
 		g_ptr_array_add(walk.limits, NULL);
@@ -656,9 +799,48 @@ message_free(struct message **message)
 	g_free(m->precedence);
 	g_free(m->list_id);
 	g_free(m->body);
+	g_free(m->report_type);
 	g_free(m->returned_id);
 	g_free(m->digest);
 	g_free(m->limits);
 	g_free(m);
 	*message = NULL;
+}
+
+/* What the sender's address says, for message_automatic(). */
+static const char *
+sender_automatic(const char *address)
+{
+	if (local_part_is(address, "mailer-daemon"))
+		return "sender is a mailer daemon";
+	if (local_part_is(address, "postmaster"))
+		return "sender is a postmaster";
+	return NULL;
+}
+
+const char *
+message_automatic(const struct message *m, const char *envelope_from)
+{
+	static const char *const bulk[] = { "bulk", "junk", "list",
+		"auto_reply" };
+	const char *why;
+
+	if (envelope_from != NULL && *envelope_from == '\0')
+		return "null envelope sender";
+	if (m->is_report)
+		return "delivery report";
+	if (m->report_type != NULL)
+		return "report";
+	if ((why = sender_automatic(envelope_from)) != NULL ||
+	    (why = sender_automatic(m->from)) != NULL)
+		return why;
+	if (m->auto_submitted != NULL && strcmp(m->auto_submitted, "no") != 0)
+		return "Auto-Submitted";
+	for (size_t i = 0; m->precedence != NULL && i < G_N_ELEMENTS(bulk);
+	    i++)
+		if (strcmp(m->precedence, bulk[i]) == 0)
+			return "Precedence";
+	if (m->list_id != NULL)
+		return "List-Id";
+	return NULL;
 }

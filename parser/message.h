@@ -9,6 +9,9 @@
  * faults of the GMime that Debian 12 ships (3.2.13): adjacent and glued
  * encoded-words, and base64 glued from padded chunks.
  *
+ * message_automatic() says whether the message declares itself
+ * automatic (RFC 3834), so that nothing ever answers it.
+ *
  * Limits: at most MESSAGE_MAX_PARTS MIME parts are walked and at most
  * MESSAGE_MAX_DEPTH levels of nesting; the text body is cut at
  * MESSAGE_MAX_BODY bytes. Callers bound the size of DATA.
@@ -32,12 +35,21 @@ struct message {
 	char *in_reply_to;	/* first msg-id, no brackets; NULL if none */
 	char **references;	/* msg-ids, no brackets; never NULL */
 	char *date;		/* Date header as written; NULL if none */
-	char *auto_submitted;	/* Auto-Submitted value; NULL if none */
-	char *precedence;	/* Precedence value; NULL if none */
+	char *auto_submitted;	/* Auto-Submitted keyword, lowercased, no
+				 * comments or parameters: of the first
+				 * header other than "no", else of the
+				 * first; NULL if none */
+	char *precedence;	/* Precedence keyword, lowercased; NULL if
+				 * none */
 	char *list_id;		/* List-Id value; NULL if none */
 	char *body;		/* text/plain preferred, else text of HTML */
 	gboolean is_report;	/* a delivery-status report */
-	char *returned_id;	/* in a DSN: Message-ID of the returned mail */
+	char *report_type;	/* multipart/report's report-type, lowercased
+				 * ("delivery-status", "disposition-
+				 * notification", ...); NULL if not one */
+	char *returned_id;	/* in a DSN, or a bounce from a mailer
+				 * daemon in another form: the Message-ID
+				 * of the returned mail; NULL if none */
 	char *digest;		/* hex SHA-256 of from, subject and body */
 	char *limits;		/* limits hit while reading, "; "-joined, or
 				 * NULL: what was left out, for the log */
@@ -46,5 +58,18 @@ struct message {
 /* Parse LEN bytes of DATA. Never NULL. Free with message_free(). */
 struct message *message_parse(const char *data, size_t len);
 void message_free(struct message **message);
+
+/*
+ * Why M must never get an automatic answer (RFC 3834), as a static
+ * text, or NULL when nothing says so: the null envelope sender, a
+ * report (delivery status, read receipt, ...), a mailer-daemon or
+ * postmaster sender, Auto-Submitted other than "no", Precedence bulk,
+ * junk, list or auto_reply, or a List-Id. ENVELOPE_FROM is MAIL FROM
+ * without brackets, "" for the null sender, NULL if unknown.
+ * X-Auto-Response-Suppress is not looked at: it asks us not to be
+ * answered, it does not say the mail is automatic.
+ */
+const char *message_automatic(const struct message *m,
+    const char *envelope_from);
 
 #endif

@@ -506,6 +506,17 @@ store_connect(struct store *store, const char *path, GError **error)
 	sqlite3_extended_result_codes(store->db, 1);
 	sqlite3_busy_timeout(store->db, STORE_BUSY_TIMEOUT_MS);
 
+	/* SQLite opens a file it may not write read-only, silently, and
+	 * stays so after the mode is fixed: every message would be
+	 * tempfailed until a restart. Better not to start. */
+	if (store->mode == STORE_READWRITE &&
+	    sqlite3_db_readonly(store->db, "main") == 1) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+		    "store: open: the database is read-only for this user "
+		    "(check its owner and mode, and its directory's)");
+		return -1;
+	}
+
 	/* No writable_schema tricks even if an attacker gets SQL in. */
 	sqlite3_db_config(store->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	return 0;
@@ -1603,4 +1614,171 @@ outgoing_clear(struct outgoing *mail)
 	g_free(mail->last_error);
 	g_free(mail->reply_to);
 	memset(mail, 0, sizeof(*mail));
+}
+
+/*
+ * Backup.
+ */
+
+#define BACKUP_FILE_MODE 0640
+#define BACKUP_RETRY_MS 50
+
+/* Make PATH, which must not exist, with our mode; it is then ours. */
+static int
+backup_create_file(const char *path, GError **error)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, BACKUP_FILE_MODE);
+
+	if (fd < 0) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_IO,
+		    "store: backup to %s: %s", path, errno == EEXIST ?
+		    "exists; not overwritten" : g_strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, BACKUP_FILE_MODE) < 0) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_IO,
+		    "store: backup to %s: fchmod: %s", path,
+		    g_strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Copy every page in one step, so the copy is one snapshot of the
+ * store: in WAL mode the step reads under one read transaction, which
+ * blocks no writer. A writer of this connection holding its lock is
+ * waited for, as is a checkpoint of another one, up to the busy
+ * timeout.
+ */
+static int
+backup_copy(struct store *store, sqlite3 *dest, GError **error)
+{
+	sqlite3_backup *backup = sqlite3_backup_init(dest, "main", store->db,
+	    "main");
+	int waited = 0;
+	int rc;
+
+	if (backup == NULL) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+		    "store: backup: %s", sqlite3_errmsg(dest));
+		return -1;
+	}
+	do {
+		rc = sqlite3_backup_step(backup, -1);
+		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+			sqlite3_sleep(BACKUP_RETRY_MS);
+			waited += BACKUP_RETRY_MS;
+		}
+	} while ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) &&
+	    waited < STORE_BUSY_TIMEOUT_MS);
+	sqlite3_backup_finish(backup);
+	if (rc == SQLITE_DONE)
+		rc = sqlite3_errcode(dest);
+	if (rc == SQLITE_DONE || rc == SQLITE_OK)
+		return 0;
+	return store_fail(store, rc, error, "backup");
+}
+
+/* "ok" from a quick check of the copy, or fail. */
+static int
+backup_verify(sqlite3 *dest, GError **error)
+{
+	sqlite3_stmt *stmt;
+	const unsigned char *answer;
+	int rc = sqlite3_prepare_v2(dest, "PRAGMA quick_check", -1, &stmt,
+	    NULL);
+	int ok = 0;
+
+	if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+		answer = sqlite3_column_text(stmt, 0);
+		ok = answer != NULL && strcmp((const char *)answer, "ok") == 0;
+	}
+	sqlite3_finalize(stmt);
+	if (ok)
+		return 0;
+	g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+	    "store: backup: the copy fails its check: %s",
+	    sqlite3_errmsg(dest));
+	return -1;
+}
+
+int
+store_backup(struct store *store, const char *path, GError **error)
+{
+	sqlite3 *dest = NULL;
+	int rc;
+
+	if (backup_create_file(path, error) < 0)
+		return -1;
+	rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+		    "store: backup to %s: open: %s", path, dest != NULL ?
+		    sqlite3_errmsg(dest) : sqlite3_errstr(rc));
+	} else {
+		sqlite3_extended_result_codes(dest, 1);
+		pthread_mutex_lock(&store->lock);
+		rc = backup_copy(store, dest, error);
+		pthread_mutex_unlock(&store->lock);
+		if (rc == 0)
+			rc = backup_verify(dest, error);
+	}
+	if (dest != NULL && sqlite3_close(dest) != SQLITE_OK && rc == 0) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+		    "store: backup to %s: close failed", path);
+		rc = -1;
+	}
+	if (rc != 0) {
+		/* A partial copy must not pass for a backup. */
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Size.
+ */
+
+int
+store_set_max_size(struct store *store, gint64 bytes, GError **error)
+{
+	sqlite3_stmt *stmt;
+	gint64 page_size = 0;
+	gint64 pages;
+	char *sql;
+	int rc;
+
+	pthread_mutex_lock(&store->lock);
+	rc = sqlite3_prepare_v2(store->db, "PRAGMA page_size", -1, &stmt,
+	    NULL);
+	if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+		page_size = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	if (page_size <= 0) {
+		pthread_mutex_unlock(&store->lock);
+		return store_fail(store, rc, error, "page size");
+	}
+
+	/* SQLite's own ceiling stands for "no limit"; it never goes below
+	 * the pages in use, so a store over the limit only stops growing. */
+	pages = bytes > 0 ? MAX(bytes / page_size, 1) : G_MAXUINT32 - 1;
+	/* A pragma takes no parameters; PAGES is a number we made. */
+	sql = g_strdup_printf("PRAGMA max_page_count = %" G_GINT64_FORMAT,
+	    pages);
+	stmt = NULL;
+	rc = sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		rc = SQLITE_OK;
+	sqlite3_finalize(stmt);
+	g_free(sql);
+	pthread_mutex_unlock(&store->lock);
+	if (rc != SQLITE_OK)
+		return store_fail(store, rc, error, "set maximum size");
+	return 0;
 }

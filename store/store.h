@@ -233,6 +233,24 @@ int store_cases_opened_each(struct store *store, time_t from, time_t to,
     store_case_cb cb, void *data, GError **error);
 int store_deadlines_count(struct store *store, time_t from, time_t to,
     store_deadline_count_cb cb, void *data, GError **error);
+/*
+ * Copy the whole store, as one snapshot, into a new file PATH (mode
+ * 0640), with SQLite's online backup: writers of other connections go
+ * on meanwhile. PATH must not exist (it is never overwritten, nor a
+ * symbolic link followed); the copy is checked (quick_check) and
+ * removed again if anything failed. May be called on a STORE_READONLY
+ * store, outside a transaction.
+ */
+int store_backup(struct store *store, const char *path, GError **error);
+
+/*
+ * Let the database file grow to at most BYTES (0: no limit, the
+ * default), so that it cannot fill the disk the MTA's queue is on.
+ * Past it every write fails as on a full disk (ESC_ERROR_STORE,
+ * "database or disk is full") and is rolled back; the milter tempfails.
+ * Per connection, not kept in the file.
+ */
+int store_set_max_size(struct store *store, gint64 bytes, GError **error);
 
 void case_record_clear(struct case_record *rec);
 void timer_record_clear(struct timer_record *t);

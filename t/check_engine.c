@@ -4,9 +4,14 @@
  * and queues one acknowledgement; a redelivery changes nothing; a
  * complaint without tickets waits for them; automatic mail, replies to
  * our own mail, staff mail and bounces never get an answer; the rate
- * limit holds; a dry run stores nothing; a locked store fails cleanly.
+ * limit holds; a dry run stores nothing; a locked, read-only or full
+ * store fails cleanly, and the retry goes through once the fault is
+ * gone.
  */
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sqlite3.h>
 
 #include "common/error.h"
@@ -372,6 +377,77 @@ START_TEST(bounce_of_our_mail_is_recorded_on_its_case)
 }
 END_TEST
 
+/* Our acknowledgement under the id the bounces in t/messages quote. */
+static void
+queue_our_ack(const char *case_id)
+{
+	struct outgoing ours = { 0 };
+
+	ours.case_id = (char *)case_id;
+	ours.kind = "ack";
+	ours.sender = "escalation@example.org";
+	ours.recipient = "olaf.peters@example.com";
+	ours.subject = "x";
+	ours.body = "x";
+	ours.message_id = "ack-123456-1@escalation.example.org";
+	ours.auto_submitted = "auto-replied";
+	ours.created = NOW;
+	ck_assert_int_eq(store_begin(store, NULL), 0);
+	ck_assert_int_eq(store_outbox_queue(store, &ours, NULL), 0);
+	ck_assert_int_eq(store_commit(store, NULL), 0);
+}
+
+/* RFC 3464 with only the headers returned, and qmail's plain text. */
+static const char *const other_bounces[] = {
+	"25-dsn-rfc3464-headers-only.eml",
+	"26-dsn-nonstandard-qmail.eml",
+};
+
+START_TEST(bounce_in_another_form_is_recorded_on_its_case)
+{
+	char *text = complaint("olaf@example.com", "c8@example.com",
+	    "Transfer", "[IANA #123456]");
+	struct outcome opened = run(text, "olaf@example.com", watched);
+	struct outcome bounce;
+	gboolean recorded = FALSE;
+
+	queue_our_ack(opened.case_id);
+	bounce = run_file(other_bounces[_i], "", watched);
+	ck_assert_int_eq(bounce.kind, OUTCOME_BOUNCE);
+	ck_assert_str_eq(bounce.case_id, opened.case_id);
+	ck_assert_ptr_null(bounce.ack_to);
+	ck_assert_int_eq(case_count(), 1);
+	store_case_events_each(store, opened.case_id, find_event, &recorded,
+	    NULL);
+	ck_assert(recorded);
+	outcome_clear(&opened);
+	outcome_clear(&bounce);
+	g_free(text);
+}
+END_TEST
+
+/* Without a Message-ID, or with two, a redelivery is still one case. */
+static const char *const odd_id_files[] = {
+	"29-missing-message-id.eml",
+	"30-duplicated-message-ids.eml",
+};
+
+START_TEST(redelivery_with_odd_message_ids_is_recognised)
+{
+	struct outcome first = run_file(odd_id_files[_i],
+	    "olaf.peters@example.com", watched);
+	struct outcome again = run_file(odd_id_files[_i],
+	    "olaf.peters@example.com", watched);
+
+	ck_assert_int_eq(first.kind, OUTCOME_OPENED);
+	ck_assert_str_eq(first.ack_to, "olaf.peters@example.com");
+	ck_assert_int_eq(again.kind, OUTCOME_DUPLICATE);
+	ck_assert_int_eq(case_count(), 1);
+	outcome_clear(&first);
+	outcome_clear(&again);
+}
+END_TEST
+
 START_TEST(acknowledgements_are_rate_limited_per_sender)
 {
 	int acked = 0;
@@ -444,6 +520,150 @@ START_TEST(locked_store_fails_and_keeps_nothing)
 }
 END_TEST
 
+/* Process TEXT expecting the store to fail with CODE and WANT. */
+static void
+run_fails(const char *text, int code, const char *want)
+{
+	struct envelope env = { "TESTQ", "olaf@example.com", watched, NULL };
+	struct message *msg = message_parse(text, strlen(text));
+	struct outcome out;
+	GError *error = NULL;
+
+	ck_assert_int_eq(engine_process(rules, store, NOW, FALSE, &env, msg,
+	    &out, &error), -1);
+	ck_assert_msg(g_error_matches(error, ESC_ERROR, code),
+	    "got error %d \"%s\", want %d", error ? error->code : -1,
+	    error ? error->message : "none", code);
+	ck_assert_str_contains(error->message, want);
+	g_error_free(error);
+	message_free(&msg);
+}
+
+/*
+ * A store that cannot be written to (opened read-only, as after a
+ * remount) fails each message with ESC_ERROR_STORE, which the milter
+ * tempfails; once it can be written to again the MTA's retry opens the
+ * case.
+ */
+START_TEST(read_only_store_fails_then_the_retry_goes_through)
+{
+	char *text = complaint("olaf@example.com", "ro1@example.com",
+	    "Transfer", "[IANA #123456]");
+	struct outcome out;
+	GError *error = NULL;
+
+	store_close(&store);
+	store = store_open(db_path, STORE_READONLY, &error);
+	ck_assert_msg(store != NULL, "read-only: %s", error ? error->message :
+	    "");
+	run_fails(text, ESC_ERROR_STORE, "read-only");
+	ck_assert_int_eq(case_count(), 0);
+
+	store_close(&store);
+	store = store_open(db_path, STORE_READWRITE, &error);
+	ck_assert_ptr_nonnull(store);
+	out = run(text, "olaf@example.com", watched);
+	ck_assert_int_eq(out.kind, OUTCOME_OPENED);
+	ck_assert_str_eq(out.ack_to, "olaf@example.com");
+	ck_assert_int_eq(case_count(), 1);
+	outcome_clear(&out);
+	g_free(text);
+}
+END_TEST
+
+/*
+ * A database file the daemon's user may not write: SQLite would open it
+ * read-only without a word and stay so after a chmod, tempfailing every
+ * message until a restart. Opening it fails instead, saying why. Root
+ * writes any file, so the check runs as nobody, in a child.
+ */
+START_TEST(database_file_without_write_permission_is_refused)
+{
+	char *path = g_build_filename(dir, "ro.db", NULL);
+	struct store *ro;
+	GError *error = NULL;
+	pid_t pid;
+	int status;
+
+	ck_assert_int_eq(chmod(dir, 0777), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (getuid() == 0 && (setgid(65534) != 0 ||
+		    setuid(65534) != 0))
+			_exit(2);
+		ro = store_open(path, STORE_READWRITE, NULL);
+		store_close(&ro);
+		if (chmod(path, 0444) != 0)
+			_exit(3);
+		ro = store_open(path, STORE_READWRITE, &error);
+		if (ro != NULL)
+			_exit(4);
+		if (!g_error_matches(error, ESC_ERROR, ESC_ERROR_STORE) ||
+		    strstr(error->message, "read-only") == NULL)
+			_exit(5);
+		g_error_free(error);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child: got status %d, want 0 (2: setuid, 3: chmod, 4: opened, "
+	    "5: wrong error)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	g_free(path);
+}
+END_TEST
+
+/*
+ * A full database (its size limit standing in for a full disk) fails
+ * the message that does not fit, keeps nothing of it, and takes the
+ * same message once there is room.
+ */
+START_TEST(full_store_fails_then_the_retry_goes_through)
+{
+	GError *error = NULL;
+	struct outcome out;
+	char *text = NULL;
+	int opened = 0;
+	int rc = 0;
+
+	/* No room beyond the pages the schema uses: fill what is left. */
+	ck_assert_int_eq(store_set_max_size(store, 1, &error), 0);
+	for (int i = 0; rc == 0 && i < 1000; i++) {
+		char *id = g_strdup_printf("full-%d@example.com", i);
+		struct envelope env = { "TESTQ", "olaf@example.com", watched,
+			NULL };
+		struct message *msg;
+
+		g_free(text);
+		text = complaint("olaf@example.com", id, "Transfer",
+		    "[IANA #123456] and a long text to fill the pages up.");
+		msg = message_parse(text, strlen(text));
+		rc = engine_process(rules, store, NOW + i, FALSE, &env, msg,
+		    &out, &error);
+		if (rc == 0) {
+			opened++;
+			outcome_clear(&out);
+		}
+		message_free(&msg);
+		g_free(id);
+	}
+	ck_assert_int_eq(rc, -1);
+	ck_assert_msg(g_error_matches(error, ESC_ERROR, ESC_ERROR_STORE),
+	    "got \"%s\", want a store error", error->message);
+	ck_assert_str_contains(error->message, "full");
+	g_clear_error(&error);
+	ck_assert_int_eq(case_count(), opened);
+
+	/* Room again: the MTA's retry of the same message goes through. */
+	ck_assert_int_eq(store_set_max_size(store, 0, &error), 0);
+	out = run_at(text, "olaf@example.com", watched, NOW + 2000, FALSE);
+	ck_assert_int_eq(out.kind, OUTCOME_OPENED);
+	ck_assert_int_eq(case_count(), opened + 1);
+	outcome_clear(&out);
+	g_free(text);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -463,9 +683,16 @@ main(void)
 	tcase_add_test(tc, unwatched_mail_is_not_touched);
 	tcase_add_test(tc, automatic_mail_is_never_answered);
 	tcase_add_test(tc, bounce_of_our_mail_is_recorded_on_its_case);
+	tcase_add_loop_test(tc, bounce_in_another_form_is_recorded_on_its_case,
+	    0, G_N_ELEMENTS(other_bounces));
+	tcase_add_loop_test(tc, redelivery_with_odd_message_ids_is_recognised,
+	    0, G_N_ELEMENTS(odd_id_files));
 	tcase_add_test(tc, acknowledgements_are_rate_limited_per_sender);
 	tcase_add_test(tc, dry_run_stores_nothing);
 	tcase_add_test(tc, locked_store_fails_and_keeps_nothing);
+	tcase_add_test(tc, read_only_store_fails_then_the_retry_goes_through);
+	tcase_add_test(tc, database_file_without_write_permission_is_refused);
+	tcase_add_test(tc, full_store_fails_then_the_retry_goes_through);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);
 }

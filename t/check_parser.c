@@ -31,10 +31,22 @@
 #define MSG_11 "t/messages/11-raw-8bit-subject-cp1252-body.eml"
 #define MSG_13 "t/messages/13-bad-boundaries-chunked-base64.eml"
 #define MSG_14 "t/messages/14-milter-wire-format.eml"
+#define MSG_20 "t/messages/20-encoded-subject-split-over-folds.eml"
+#define MSG_21 "t/messages/21-invalid-unpadded-base64.eml"
+#define MSG_22 "t/messages/22-mislabelled-charsets.eml"
+#define MSG_23 "t/messages/23-raw-8bit-headers.eml"
+#define MSG_24 "t/messages/24-nul-bytes.eml"
+#define MSG_25 "t/messages/25-dsn-rfc3464-headers-only.eml"
+#define MSG_26 "t/messages/26-dsn-nonstandard-qmail.eml"
+#define MSG_27 "t/messages/27-tnef-only.eml"
+#define MSG_28 "t/messages/28-html-only.eml"
+#define MSG_29 "t/messages/29-missing-message-id.eml"
+#define MSG_30 "t/messages/30-duplicated-message-ids.eml"
 
 static const char *const all_messages[] = {
 	MSG_01, MSG_03, MSG_04, MSG_06, MSG_07, MSG_08, MSG_09, MSG_11,
-	MSG_13, MSG_14,
+	MSG_13, MSG_14, MSG_20, MSG_21, MSG_22, MSG_23, MSG_24, MSG_25,
+	MSG_26, MSG_27, MSG_28, MSG_29, MSG_30,
 };
 
 /* The string fields of struct message, by name. */
@@ -53,6 +65,7 @@ static const struct {
 	{ "precedence", offsetof(struct message, precedence) },
 	{ "list_id", offsetof(struct message, list_id) },
 	{ "body", offsetof(struct message, body) },
+	{ "report_type", offsetof(struct message, report_type) },
 	{ "returned_id", offsetof(struct message, returned_id) },
 	{ "digest", offsetof(struct message, digest) },
 };
@@ -224,6 +237,63 @@ static const struct field_case file_cases[] = {
 	{ MSG_14, "date", EQUALS, "Mon, 27 May 2024 13:59:59 +0200" },
 	{ MSG_14, "body", CONTAINS, "Ticket 2024-0042 ESCALATE" },
 	{ MSG_14, "body", LACKS, "\r" },
+
+	/* Folds between encoded-words, and inside one. */
+	{ MSG_20, "subject", EQUALS,
+	    "Re: [ESC-42] ESCALATE: J\xc3\xb6rg is away" },
+	{ MSG_20, "from_name", EQUALS, "J\xc3\xb6rg M\xc3\xbcller" },
+
+	{ MSG_21, "subject", EQUALS, "[IANA #123456] transfer" },
+	{ MSG_21, "body", CONTAINS,
+	    "Bezug: Ticket 2024-0042, bitte pr\xc3\xbc" "fen.\n" },
+
+	{ MSG_22, "subject", EQUALS,
+	    "Beschwerde \xe2\x80\x93 Ticket 2024-0042" },
+	{ MSG_22, "from_name", EQUALS, "Zo\xc3\xab Adams" },
+	{ MSG_22, "body", CONTAINS, "\xe2\x80\x9cverkauft\xe2\x80\x9d "
+	    "f\xc3\xbcr 50 \xe2\x82\xac." },
+	{ MSG_22, "body", CONTAINS, "\xe2\x80\x9czur\xc3\xbc" "ck"
+	    "\xe2\x80\x9d \xe2\x80\x93 sofort." },
+	{ MSG_22, "body", CONTAINS, "Gr\xc3\xbc\xc3\x9f" "e." },
+	{ MSG_22, "body", CONTAINS, "Ticket 2024-0043 \xc2\xa3" "5." },
+
+	{ MSG_23, "subject", EQUALS,
+	    "Re: [ESC-42] ESCALATE \xe2\x80\x93 D\xc3\xa9j\xc3\xa0 vu" },
+	{ MSG_23, "from_name", EQUALS, "J\xc3\xb6rg M\xc3\xbcller" },
+	{ MSG_23, "message_id", EQUALS,
+	    "raw-8bit-\xc3\xa9@mail.example.net" },
+	{ MSG_23, "body", CONTAINS,
+	    "r\xc3\xa9sum\xc3\xa9, \xe2\x82\xac 5." },
+
+	/* A NUL does not end a header: what follows is still read. */
+	{ MSG_24, "subject", EQUALS, "[IANA #123456] transfer  complaint" },
+	{ MSG_24, "body", CONTAINS, "NUL. Ticket 2024-0042 after it." },
+	{ MSG_24, "body", CONTAINS, "NUL RZM ticket 777" },
+
+	{ MSG_25, "is_report", EQUALS, "yes" },
+	{ MSG_25, "returned_id", EQUALS,
+	    "ack-123456-1@escalation.example.org" },
+
+	/* A bounce that is no report still names what came back. */
+	{ MSG_26, "is_report", EQUALS, "no" },
+	{ MSG_26, "from", EQUALS, "mailer-daemon@mail.example.com" },
+	{ MSG_26, "returned_id", EQUALS,
+	    "ack-123456-1@escalation.example.org" },
+
+	{ MSG_27, "subject", EQUALS, "[IANA #123456] Beschwerde" },
+	{ MSG_27, "body", EQUALS, "" },
+
+	{ MSG_28, "body", EQUALS, "Our request Ticket 2024-0042 was moved "
+	    "\xe2\x80\x9cwithout\xe2\x80\x9d consent \xe2\x80\x93 "
+	    "50\xe2\x82\xac.\nSee also RZM ticket 4321" },
+
+	{ MSG_29, "message_id", IS_NULL, NULL },
+	{ MSG_29, "digest", CONTAINS, "" },
+
+	/* Duplicated headers: the first counts, as for Subject. */
+	{ MSG_30, "message_id", EQUALS, "first-id@mail.example.com" },
+	{ MSG_30, "in_reply_to", EQUALS, "other@mail.example.com" },
+	{ MSG_30, "subject", EQUALS, "Transfer of example.com" },
 };
 
 START_TEST(message_file_gives_expected_field)
@@ -350,6 +420,13 @@ static const struct {
 	/* controls and no-break spaces become spaces */
 	{ "=?UTF-8?Q?a=0D=0Ab=09c=C2=A0d=C2=85e?=", "a  b c d e" },
 	{ "=?UTF-16LE?B?YQBiAA==?=", "ab" },
+	/* folded inside an encoded-word: joined when it then closes */
+	{ " =?UTF-8?B?UmU6IFtF\r\n U0MtNDJd?=", "Re: [ESC-42]" },
+	{ " =?UTF-8?Q?ESCAL\n\tATE?= x", "ESCALATE x" },
+	{ "=?UTF-8?Q?a\r\n b\r\n c?=", "abc" },
+	{ "=?UTF-8?Q?a\r\n b c?=", "=?UTF-8?Q?a b c?=" },
+	{ "=?UTF-8?Q?a\r\n b", "=?UTF-8?Q?a b" },
+	{ "x\r\n y=?UTF-8?Q?z?=", "x yz" },
 };
 
 START_TEST(header_decode_reads_what_clients_write)
@@ -487,6 +564,30 @@ static const struct field_case header_cases[] = {
 	{ "Auto-Submitted:  auto-generated\n\n", "auto_submitted", EQUALS,
 	    "auto-generated" },
 	{ "Precedence: bulk\n\n", "precedence", EQUALS, "bulk" },
+	{ "Precedence: (list robot) BULK\n\n", "precedence", EQUALS,
+	    "bulk" },
+	{ "Auto-Submitted: Auto-Replied; owner-email=\"a@b\"\n\n",
+	    "auto_submitted", EQUALS, "auto-replied" },
+	{ "Auto-Submitted: (set by robot) auto-generated\n\n",
+	    "auto_submitted", EQUALS, "auto-generated" },
+	{ "Auto-Submitted: no\nAuto-Submitted: auto-replied\n\n",
+	    "auto_submitted", EQUALS, "auto-replied" },
+	{ "Auto-Submitted: No (a person wrote this)\n\n",
+	    "auto_submitted", EQUALS, "no" },
+	{ "Auto-Submitted: (only a comment)\n\n", "auto_submitted",
+	    IS_NULL, NULL },
+	{ "Content-Type: multipart/report; report-type=disposition-"
+	    "notification; boundary=r\n\n--r\n\nread\n--r--\n",
+	    "report_type", EQUALS, "disposition-notification" },
+	{ "Content-Type: multipart/report; boundary=r\n\n--r\n\nx\n"
+	    "--r--\n", "report_type", EQUALS, "unknown" },
+	/* No word in it: once a NULL dereference (found by fuzz_message). */
+	{ "Content-Type: multipart/report; report-type=\";x\"; "
+	    "boundary=r\n\n--r\n\nx\n--r--\n", "report_type", EQUALS,
+	    "unknown" },
+	{ "Content-Type: multipart/report; report-type=\"(c)\"; "
+	    "boundary=r\n\n--r\n\nx\n--r--\n", "report_type", EQUALS,
+	    "unknown" },
 	{ "List-Id: =?utf-8?q?Caf=C3=A9?= <cafe.example.org>\n\n",
 	    "list_id", EQUALS, "Caf\xc3\xa9 <cafe.example.org>" },
 	{ "Date: Tue, 14 May\n 2024 09:12:33 +0200\n\n", "date", EQUALS,
@@ -1031,6 +1132,100 @@ START_TEST(parse_works_from_several_threads)
 }
 END_TEST
 
+/* RFC 3834: what makes a message automatic, and what does not. */
+static const struct {
+	const char *headers;
+	const char *envelope;	/* NULL: unknown */
+	const char *want;	/* NULL: not automatic */
+} automatic_cases[] = {
+	{ "From: ann@example.net\n", "ann@example.net", NULL },
+	{ "From: ann@example.net\n", NULL, NULL },
+	{ "From: ann@example.net\n", "", "null envelope sender" },
+	{ "From: MAILER-DAEMON@mx.example.net\n", NULL,
+	    "sender is a mailer daemon" },
+	{ "From: MAILER-DAEMON (Mail Delivery System)\n", NULL,
+	    "sender is a mailer daemon" },
+	{ "From: ann@example.net\n", "mailer-daemon",
+	    "sender is a mailer daemon" },
+	{ "From: Postmaster <POSTMASTER@example.net>\n", "x@example.net",
+	    "sender is a postmaster" },
+	{ "From: postmaster-team@example.net\n", NULL, NULL },
+	{ "From: mailer-daemon.fan@example.net\n", NULL, NULL },
+	{ "Auto-Submitted: auto-replied\n", NULL, "Auto-Submitted" },
+	{ "Auto-Submitted: auto-generated\n", NULL, "Auto-Submitted" },
+	{ "Auto-Submitted: auto-notified\n", NULL, "Auto-Submitted" },
+	{ "Auto-Submitted: nope\n", NULL, "Auto-Submitted" },
+	{ "Auto-Submitted: (robot) auto-replied; owner=x\n", NULL,
+	    "Auto-Submitted" },
+	{ "Auto-Submitted: no\n", NULL, NULL },
+	{ "Auto-Submitted: NO (a person)\n", NULL, NULL },
+	{ "Auto-Submitted: no\nAuto-Submitted: auto-generated\n", NULL,
+	    "Auto-Submitted" },
+	{ "Precedence: bulk\n", NULL, "Precedence" },
+	{ "Precedence: JUNK\n", NULL, "Precedence" },
+	{ "Precedence: list\n", NULL, "Precedence" },
+	{ "Precedence: auto_reply\n", NULL, "Precedence" },
+	{ "Precedence: (x) bulk\n", NULL, "Precedence" },
+	{ "Precedence: first-class\n", NULL, NULL },
+	{ "Precedence: bulky\n", NULL, NULL },
+	{ "Precedence: listen\n", NULL, NULL },
+	{ "List-Id: Registry users <users.lists.example.net>\n", NULL,
+	    "List-Id" },
+	{ "List-Id:\n", NULL, NULL },
+	/* It asks that we be left unanswered; it is not automatic. */
+	{ "X-Auto-Response-Suppress: All\n", NULL, NULL },
+	{ "X-Auto-Response-Suppress: OOF, AutoReply\n", "a@example.net",
+	    NULL },
+	{ "MIME-Version: 1.0\nContent-Type: multipart/report; "
+	    "report-type=delivery-status; boundary=r\n\n--r\n\nx\n--r--\n",
+	    NULL, "delivery report" },
+	{ "MIME-Version: 1.0\nContent-Type: multipart/report; "
+	    "report-type=disposition-notification; boundary=r\n\n--r\n\n"
+	    "read\n--r--\n", "a@example.net", "report" },
+};
+
+START_TEST(automatic_mail_is_recognised)
+{
+	char *text = g_strconcat(automatic_cases[_i].headers,
+	    "Subject: x\n\nbody\n", NULL);
+	struct message *m = parse_string(text);
+	const char *got = message_automatic(m, automatic_cases[_i].envelope);
+
+	ck_assert_msg(g_strcmp0(got, automatic_cases[_i].want) == 0,
+	    "%s (envelope %s): got %s, want %s", automatic_cases[_i].headers,
+	    automatic_cases[_i].envelope, got, automatic_cases[_i].want);
+	message_free(&m);
+	g_free(text);
+}
+END_TEST
+
+/* The shared messages that say they are automatic, and why. */
+static const struct {
+	const char *file;
+	const char *envelope;
+	const char *want;
+} automatic_files[] = {
+	{ MSG_01, "ana.lindqvist@example.org", NULL },
+	{ MSG_07, "lena.brandt@example.net", "Auto-Submitted" },
+	{ MSG_08, "support@helpdesk.example.net", NULL },
+	{ MSG_09, "", "null envelope sender" },
+	{ MSG_09, NULL, "delivery report" },
+	{ MSG_25, NULL, "delivery report" },
+	{ MSG_26, NULL, "sender is a mailer daemon" },
+};
+
+START_TEST(automatic_message_file_is_recognised)
+{
+	struct message *m = parse_file(automatic_files[_i].file);
+	const char *got = message_automatic(m, automatic_files[_i].envelope);
+
+	ck_assert_msg(g_strcmp0(got, automatic_files[_i].want) == 0,
+	    "%s: got %s, want %s", automatic_files[_i].file, got,
+	    automatic_files[_i].want);
+	message_free(&m);
+}
+END_TEST
+
 START_TEST(message_free_accepts_null)
 {
 	struct message *m = NULL;
@@ -1071,6 +1266,10 @@ parser_suite(void)
 	tcase_add_loop_test(decode, body_is_read_from_the_right_parts, 0,
 	    G_N_ELEMENTS(body_cases));
 	tcase_add_test(decode, digest_follows_from_subject_and_body);
+	tcase_add_loop_test(decode, automatic_mail_is_recognised, 0,
+	    G_N_ELEMENTS(automatic_cases));
+	tcase_add_loop_test(decode, automatic_message_file_is_recognised, 0,
+	    G_N_ELEMENTS(automatic_files));
 	suite_add_tcase(suite, decode);
 
 	/* valgrind runs these many times slower. */

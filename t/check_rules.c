@@ -2,7 +2,8 @@
  * check_rules.c: loading rules files: the shipped and test rules load;
  * a broken file yields every problem with its line, exactly as kept in
  * t/rules/broken.expected; reply prefixes, tags and commands are read
- * as the rules say.
+ * as the rules say; bytes that are not UTF-8 are reported at their
+ * place.
  */
 #include <string.h>
 
@@ -98,6 +99,43 @@ START_TEST(empty_command_list_is_reported_at_its_line)
 }
 END_TEST
 
+/*
+ * Bytes that are not UTF-8 are reported at their place. The first one
+ * made libfyaml 0.7.12 loop for ever (found by t/fuzz/fuzz_rules); the
+ * test timeout catches that.
+ */
+static const struct {
+	const char *text;
+	size_t len;
+	const char *want;
+} bad_bytes[] = {
+	{ "%\xd3", 2, "r.yaml:1:2: not valid UTF-8" },
+	{ "%\xd3\n", 3, "r.yaml:1:2: not valid UTF-8" },
+	{ "operator:\n  domain: caf\xe9.example\n", 33,
+	    "r.yaml:2:14: not valid UTF-8" },
+	{ "operator:\n  domain: a\0b\n", 24, "r.yaml:2:12: NUL byte" },
+};
+
+START_TEST(bytes_that_are_not_utf8_are_reported)
+{
+	char *dir = test_tmpdir();
+	char *path = g_build_filename(dir, "r.yaml", NULL);
+	char *templates = test_path("templates");
+	GError *error = NULL;
+	struct rules *rules;
+
+	ck_assert(g_file_set_contents(path, bad_bytes[_i].text,
+	    (gssize)bad_bytes[_i].len, NULL));
+	rules = rules_load(path, templates, &error);
+	ck_assert_ptr_null(rules);
+	ck_assert_str_contains(error->message, bad_bytes[_i].want);
+	g_error_free(error);
+	g_free(templates);
+	g_free(path);
+	test_tmpdir_remove(dir);
+}
+END_TEST
+
 START_TEST(case_ids_follow_the_format)
 {
 	GError *error = NULL;
@@ -126,6 +164,8 @@ main(void)
 	tcase_add_test(tc, missing_rules_file_is_an_error);
 	tcase_add_test(tc, case_ids_follow_the_format);
 	tcase_add_test(tc, empty_command_list_is_reported_at_its_line);
+	tcase_add_loop_test(tc, bytes_that_are_not_utf8_are_reported, 0,
+	    G_N_ELEMENTS(bad_bytes));
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);
 }

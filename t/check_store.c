@@ -804,6 +804,144 @@ START_TEST(test_threads_share_the_writer_in_turn)
 }
 END_TEST
 
+/*
+ * Backup. A writer thread keeps committing cases, each with its ticket
+ * in the same transaction, while another connection (escalatorctl's)
+ * backs the store up.
+ */
+struct backup_load {
+	gint committed;		/* cases committed so far */
+	gint stop;
+	GError *failure;
+};
+
+static gpointer
+backup_writer(gpointer data)
+{
+	struct backup_load *load = data;
+
+	for (int i = 1; !g_atomic_int_get(&load->stop) &&
+	    load->failure == NULL; i++) {
+		char *id = g_strdup_printf("ESC-2026-%06d", i);
+		char *ticket = g_strdup_printf("T-%d", i);
+		struct case_record rec = { .id = id, .procedure = "complaint",
+			.state = "open", .complainant = "a@example.org",
+			.subject = "load", .opened = i, .updated = i };
+
+		if (store_begin(store, &load->failure) == 0 &&
+		    (store_case_create(store, &rec, &load->failure) < 0 ||
+		    store_case_add_ticket(store, id, ticket,
+		    &load->failure) < 0 ||
+		    store_commit(store, &load->failure) < 0))
+			store_rollback(store);
+		if (load->failure == NULL)
+			g_atomic_int_inc(&load->committed);
+		g_free(ticket);
+		g_free(id);
+	}
+	return NULL;
+}
+
+static gboolean
+count_tickets(const char *ticket, void *data)
+{
+	(void)ticket;
+	(*(int *)data)++;
+	return TRUE;
+}
+
+/* Each case of the copy (DATA) cites exactly its one ticket. */
+static gboolean
+check_case_whole(const struct case_record *rec, void *data)
+{
+	struct store *copy = data;
+	int tickets = 0;
+
+	OK(store_case_tickets_each(copy, rec->id, count_tickets, &tickets,
+	    &error));
+	ck_assert_msg(tickets == 1, "%s in the copy: got %d tickets, "
+	    "want 1", rec->id, tickets);
+	return TRUE;
+}
+
+START_TEST(test_backup_under_write_load_is_one_snapshot)
+{
+	struct backup_load load = { 0 };
+	char *copy_path = g_build_filename(tmpdir, "backup.db", NULL);
+	struct store *reader;
+	struct store *copy;
+	GThread *writer;
+	struct stat st;
+	int before, in_copy = 0;
+
+	OK(store_set_synchronous(store, STORE_SYNC_OFF, &error));
+	writer = g_thread_new("writer", backup_writer, &load);
+	while (g_atomic_int_get(&load.committed) < 300 && load.failure == NULL)
+		g_usleep(1000);
+	reader = store_open(db_path, STORE_READONLY, &error);
+	ck_assert_msg(reader != NULL, "reader: %s", ERROR_TEXT);
+
+	before = g_atomic_int_get(&load.committed);
+	OK(store_backup(reader, copy_path, &error));
+	/* The writer went on during the backup and after it. */
+	while (g_atomic_int_get(&load.committed) < before + 100 &&
+	    load.failure == NULL)
+		g_usleep(1000);
+	g_atomic_int_set(&load.stop, 1);
+	g_thread_join(writer);
+	ck_assert_msg(load.failure == NULL, "writer: %s",
+	    load.failure ? load.failure->message : "");
+
+	/* The copy opens as a store, mode 0640, whole cases only. */
+	ck_assert_int_eq(stat(copy_path, &st), 0);
+	EXPECT_INT(st.st_mode & 07777, 0640);
+	copy = store_open(copy_path, STORE_READONLY, &error);
+	ck_assert_msg(copy != NULL, "copy: %s", ERROR_TEXT);
+	OK(store_cases_each(copy, count_case, &in_copy, &error));
+	ck_assert_int_ge(in_copy, before);
+	ck_assert_int_lt(in_copy, g_atomic_int_get(&load.committed));
+	OK(store_cases_each(copy, check_case_whole, copy, &error));
+	store_close(&copy);
+	store_close(&reader);
+	g_free(copy_path);
+}
+END_TEST
+
+START_TEST(test_backup_never_overwrites)
+{
+	char *copy_path = g_build_filename(tmpdir, "backup.db", NULL);
+	char *link_path = g_build_filename(tmpdir, "link.db", NULL);
+	char *target = g_build_filename(tmpdir, "elsewhere", NULL);
+	char *kept;
+	struct stat st;
+
+	begin();
+	make_case("ESC-2026-000001", 1000);
+	commit();
+	ck_assert(g_file_set_contents(copy_path, "precious", -1, NULL));
+	EXPECT_FAIL(store_backup(store, copy_path, &error), ESC_ERROR_IO,
+	    "exists; not overwritten");
+	ck_assert(g_file_get_contents(copy_path, &kept, NULL, NULL));
+	EXPECT_STR(kept, "precious");
+	g_free(kept);
+
+	/* Nor is a symbolic link followed to a file it would make. */
+	ck_assert_int_eq(symlink(target, link_path), 0);
+	EXPECT_FAIL(store_backup(store, link_path, &error), ESC_ERROR_IO,
+	    "exists");
+	ck_assert_int_ne(stat(target, &st), 0);
+
+	/* A directory that is not there: a clear error, nothing left. */
+	g_free(copy_path);
+	copy_path = g_build_filename(tmpdir, "no", "backup.db", NULL);
+	EXPECT_FAIL(store_backup(store, copy_path, &error), ESC_ERROR_IO,
+	    "No such file");
+	g_free(copy_path);
+	g_free(link_path);
+	g_free(target);
+}
+END_TEST
+
 START_TEST(test_rollback_leaves_no_trace)
 {
 	struct case_record rec;
@@ -1000,6 +1138,8 @@ store_suite(void)
 	tcase_add_test(tc, test_readonly_store_lists_but_cannot_begin);
 	tcase_add_test(tc, test_hostile_text_round_trips);
 	tcase_add_test(tc, test_sync_words_parse);
+	tcase_add_test(tc, test_backup_under_write_load_is_one_snapshot);
+	tcase_add_test(tc, test_backup_never_overwrites);
 	suite_add_tcase(suite, tc);
 	return suite;
 }
