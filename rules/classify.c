@@ -207,57 +207,29 @@ find_tickets_in(const struct rules *rules, struct classification *out,
 	return TRUE;
 }
 
-static gboolean
-header_says(const char *value, const char *const *words)
-{
-	if (value == NULL)
-		return FALSE;
-	while (g_ascii_isspace(*value))
-		value++;
-	for (; *words != NULL; words++)
-		if (g_ascii_strncasecmp(value, *words, strlen(*words)) == 0)
-			return TRUE;
-	return FALSE;
-}
-
-static gboolean
-local_part_is(const char *address, const char *name)
-{
-	size_t n = strlen(name);
-
-	return address != NULL && g_ascii_strncasecmp(address, name, n) == 0 &&
-	    address[n] == '@';
-}
-
+/*
+ * RFC 3834, as the parser reads it (message_automatic): delivery reports,
+ * the null sender and mailer daemons are bounces; Auto-Submitted and
+ * other reports (read receipts) automatic replies; Precedence and
+ * List-Id bulk mail.
+ */
 static void
 find_automatic(const struct message *msg, const char *envelope_from,
     struct classification *out)
 {
-	static const char *const bulk[] = { "bulk", "junk", "list",
-		"auto_reply", NULL };
+	const char *why = message_automatic(msg, envelope_from);
 
-	if (msg->is_report) {
-		out->automatic = AUTO_BOUNCE;
-		out->automatic_why = "delivery report";
-	} else if (envelope_from != NULL && *envelope_from == '\0') {
-		out->automatic = AUTO_BOUNCE;
-		out->automatic_why = "null envelope sender";
-	} else if (local_part_is(msg->from, "mailer-daemon") ||
-	    local_part_is(msg->from, "postmaster") ||
-	    local_part_is(envelope_from, "mailer-daemon")) {
-		out->automatic = AUTO_BOUNCE;
-		out->automatic_why = "sender is a mailer daemon";
-	} else if (msg->auto_submitted != NULL &&
-	    !header_says(msg->auto_submitted, (const char *[]){ "no", NULL })) {
+	out->automatic_why = why;
+	if (why == NULL)
+		out->automatic = AUTO_NONE;
+	else if (strcmp(why, "Auto-Submitted") == 0 ||
+	    strcmp(why, "report") == 0)
 		out->automatic = AUTO_REPLY;
-		out->automatic_why = "Auto-Submitted";
-	} else if (header_says(msg->precedence, bulk)) {
+	else if (strcmp(why, "Precedence") == 0 ||
+	    strcmp(why, "List-Id") == 0)
 		out->automatic = AUTO_BULK;
-		out->automatic_why = "Precedence";
-	} else if (msg->list_id != NULL) {
-		out->automatic = AUTO_BULK;
-		out->automatic_why = "List-Id";
-	}
+	else
+		out->automatic = AUTO_BOUNCE;
 }
 
 static gboolean

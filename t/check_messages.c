@@ -192,6 +192,41 @@ START_TEST(milter_form_reads_like_the_file)
 END_TEST
 
 static const struct {
+	const char *headers;
+	const char *envelope_from;
+	enum automatic want;
+} automatic_cases[] = {
+	{ "Precedence: bulky\r\n", "a@example.net", AUTO_NONE },
+	{ "Precedence: list\r\n", "a@example.net", AUTO_BULK },
+	{ "Auto-Submitted: nope\r\n", "a@example.net", AUTO_REPLY },
+	{ "Auto-Submitted: no\r\n", "a@example.net", AUTO_NONE },
+	{ "X-Auto-Response-Suppress: All\r\n", "a@example.net", AUTO_NONE },
+	{ "", "MAILER-DAEMON", AUTO_BOUNCE },
+	{ "", "postmaster@example.net", AUTO_BOUNCE },
+	{ "", "", AUTO_BOUNCE },
+	{ "List-Id: <x.example.net>\r\n", "a@example.net", AUTO_BULK },
+};
+
+/* The classifier follows the parser's RFC 3834 reading word for word. */
+START_TEST(automatic_mail_is_recognised_by_whole_words)
+{
+	char *text = g_strdup_printf("From: a@example.net\r\n%sSubject: "
+	    "hello\r\n\r\nbody\r\n", automatic_cases[_i].headers);
+	struct message *msg = message_parse(text, strlen(text));
+	struct classification cls;
+
+	classify_message(rules, msg, automatic_cases[_i].envelope_from, &cls);
+	ck_assert_msg(cls.automatic == automatic_cases[_i].want,
+	    "%s from <%s>: got %s, want %s", automatic_cases[_i].headers,
+	    automatic_cases[_i].envelope_from, automatic_name(cls.automatic),
+	    automatic_name(automatic_cases[_i].want));
+	classification_clear(&cls);
+	message_free(&msg);
+	g_free(text);
+}
+END_TEST
+
+static const struct {
 	const char *subject;
 	const char *command;
 	const char *text;
@@ -445,6 +480,8 @@ main(void)
 	tcase_add_loop_test(tc, hard_message_gives_expected_result, 0,
 	    G_N_ELEMENTS(expected));
 	tcase_add_test(tc, milter_form_reads_like_the_file);
+	tcase_add_loop_test(tc, automatic_mail_is_recognised_by_whole_words, 0,
+	    G_N_ELEMENTS(automatic_cases));
 	tcase_add_loop_test(tc, commands_are_whole_words_after_a_tag, 0,
 	    G_N_ELEMENTS(subjects));
 	tcase_add_test(tc, thousands_of_reply_prefixes_are_all_stripped);
