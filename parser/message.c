@@ -393,6 +393,37 @@ auto_submitted_read(GMimeObject *top)
 	return first;
 }
 
+#define MAX_AUTH_RESULTS 8
+
+/*
+ * The Authentication-Results headers above the first Received header:
+ * those the receiving MTA's own filters added after it took the mail.
+ * One from further down came with the mail and proves nothing.
+ */
+static char **
+auth_results_read(GMimeObject *top)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(top);
+	GPtrArray *found = g_ptr_array_new();
+	int n = list ? g_mime_header_list_get_count(list) : 0;
+
+	for (int i = 0; i < n && found->len < MAX_AUTH_RESULTS; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
+		const char *name = g_mime_header_get_name(h);
+		char *value;
+
+		if (g_ascii_strcasecmp(name, "Received") == 0)
+			break;
+		if (g_ascii_strcasecmp(name, "Authentication-Results") != 0)
+			continue;
+		value = value_plain(g_mime_header_get_raw_value(h));
+		if (value != NULL)
+			g_ptr_array_add(found, value);
+	}
+	g_ptr_array_add(found, NULL);
+	return (char **)g_ptr_array_free(found, FALSE);
+}
+
 static void
 headers_read(struct message *m, GMimeObject *top)
 {
@@ -414,6 +445,8 @@ headers_read(struct message *m, GMimeObject *top)
 	m->auto_submitted = auto_submitted_read(top);
 	m->precedence = value_keyword(header_raw(top, "Precedence"));
 	m->list_id = value_decoded(header_raw(top, "List-Id"));
+	g_strfreev(m->auth_results);
+	m->auth_results = auth_results_read(top);
 }
 
 /* Append TEXT to the body on a line of its own, within the limit. */
@@ -753,6 +786,7 @@ message_parse(const char *data, size_t len)
 	g_once(&gmime_once, gmime_start, NULL);
 	m->subject = g_strdup("");
 	m->references = g_new0(char *, 1);
+	m->auth_results = g_new0(char *, 1);
 
 	mime = message_construct(data != NULL ? data : "",
 	    data != NULL ? len : 0, walk.limits);
@@ -798,6 +832,7 @@ message_free(struct message **message)
 	g_free(m->auto_submitted);
 	g_free(m->precedence);
 	g_free(m->list_id);
+	g_strfreev(m->auth_results);
 	g_free(m->body);
 	g_free(m->report_type);
 	g_free(m->returned_id);

@@ -42,6 +42,9 @@ struct message {
 	char *precedence;	/* Precedence keyword, lowercased; NULL if
 				 * none */
 	char *list_id;		/* List-Id value; NULL if none */
+	/* Authentication-Results above the first Received header, as
+	 * written (unfolded); never NULL. */
+	char **auth_results;
 	char *body;		/* text/plain preferred, else text of HTML */
 	gboolean is_report;	/* a delivery-status report */
 	char *report_type;	/* multipart/report's report-type, lowercased

@@ -87,7 +87,35 @@ watched_procedure(const struct rules *rules, const struct envelope *env)
 	return NULL;
 }
 
-/* The case the message belongs to: by its tag, else by threading. */
+/*
+ * Is the sender a party to case REC: its complainant, its owner, a
+ * contact a command named, or staff? 1 yes, 0 no, -1 store error.
+ */
+static int
+is_party(struct run *run, const struct case_record *rec, GError **error)
+{
+	const char *from = run->msg->from ? run->msg->from : run->env->sender;
+	const struct rules *r = run->rules;
+
+	if (from == NULL)
+		return 0;
+	if ((rec->complainant && g_ascii_strcasecmp(from,
+	    rec->complainant) == 0) || (rec->owner &&
+	    g_ascii_strcasecmp(from, rec->owner) == 0))
+		return 1;
+	for (guint i = 0; i < r->roles->len; i++)
+		for (char **a = ((struct role *)r->roles->pdata[i])->addresses;
+		    *a; a++)
+			if (g_ascii_strcasecmp(*a, from) == 0)
+				return 1;
+	return store_case_contact_is(run->store, rec->id, from, error);
+}
+
+/*
+ * The case the message belongs to: by its tag, if the sender is a party
+ * to it (a stranger cannot join a case by copying its tag), else by
+ * threading: answering a message of the case.
+ */
 static int
 find_case(struct run *run, char **case_id_r, GError **error)
 {
@@ -97,13 +125,17 @@ find_case(struct run *run, char **case_id_r, GError **error)
 
 	if (run->cls.case_ref != NULL) {
 		rc = store_case_get(run->store, run->cls.case_ref, &rec, error);
-		if (rc != 0) {
-			*case_id_r = rc == 1 ? g_strdup(rec.id) : NULL;
-			case_record_clear(&rec);
+		if (rc == 1)
+			rc = is_party(run, &rec, error) == 1 ? 1 :
+			    run->cls.automatic != AUTO_NONE ? 1 : 2;
+		if (rc == 1)
+			*case_id_r = g_strdup(rec.id);
+		case_record_clear(&rec);
+		if (rc == 1 || rc < 0)
 			return rc;
-		}
-		log_info("%s: case=%s tag: unknown case in subject", run->qid,
-		    run->cls.case_ref);
+		log_info("%s: case=%s tag: %s", run->qid, run->cls.case_ref,
+		    rc == 2 ? "the sender is no party to the case" :
+		    "unknown case in subject");
 	}
 	if (msg->returned_id != NULL) {
 		rc = store_case_by_message_id(run->store, msg->returned_id,
@@ -160,6 +192,8 @@ act_init(struct run *run, struct act *act, char *sender, char *text)
 	act->sender_name = run->msg->from_name;
 	act->text = text;
 	act->msg = run->msg;
+	act->auth_user = run->env->auth_user;
+	act->recipients = run->env->recipients;
 	if (run->cls.automatic == AUTO_NONE) {
 		act->command = run->cls.command;
 		act->command_text = run->cls.command_text;
@@ -174,11 +208,13 @@ act_done(struct run *run, struct act *act)
 {
 	g_free(run->out->ack_to);
 	g_free(run->out->ack_skipped);
+	g_free(run->out->refused);
 	run->out->ack_to = act->replied_to;
 	run->out->ack_skipped = act->reply_skipped;
 	run->out->refused = act->refused;
 	run->out->mail_queued += act->queued;
 	act->replied_to = act->reply_skipped = act->refused = NULL;
+	act_clear(act);
 }
 
 static int

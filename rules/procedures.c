@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/yaml.h"
+#include "rules/auth.h"
 #include "rules/loader.h"
 
 static const char *const state_keys[] = { "final", "clock", "responded",
@@ -23,7 +24,8 @@ static const char *const transition_keys[] = { "on", "command", "from",
 	"by", "if", "to", "escalate", "owner", "remember", "open", "send",
 	NULL };
 static const char *const send_keys[] = { "template", "to", NULL };
-static const char *const role_keys[] = { "addresses", "hours", NULL };
+static const char *const role_keys[] = { "addresses", "hours", "auth",
+	"logins", NULL };
 static const char *const function_keys[] = { "role", "patterns", NULL };
 static const char *const reopen_keys[] = { "within_days", "to", NULL };
 
@@ -127,6 +129,28 @@ load_duration(struct loader *ld, struct fy_node *map, const char *key,
 		    owner, key, text);
 }
 
+/* auth: [smtp-auth, dkim, hmac] (all three if left out), logins. */
+static void
+load_role_auth(struct loader *ld, struct role *role, struct fy_node *map)
+{
+	char **methods = yaml_words(ld->file, map, "auth");
+
+	role->logins = yaml_words(ld->file, map, "logins");
+	if (methods == NULL)
+		return;
+	role->auth = 0;
+	for (char **m = methods; *m; m++) {
+		guint bit = auth_method_parse(*m);
+
+		if (bit == 0)
+			yaml_error(ld->file, yaml_at(map, "auth"), "role %s: "
+			    "auth: expected smtp-auth, dkim or hmac, got "
+			    "\"%s\"", role->name, *m);
+		role->auth |= bit;
+	}
+	g_strfreev(methods);
+}
+
 /* Roles: "name: [addresses]" or "name: {addresses: [...], hours: CAL}". */
 static void
 load_role(struct loader *ld, const char *name, struct fy_node *value)
@@ -139,10 +163,12 @@ load_role(struct loader *ld, const char *name, struct fy_node *value)
 	void *iter = NULL;
 
 	role->name = g_strdup(name);
+	role->auth = AUTH_ALL;
 	if (value != NULL && fy_node_is_mapping(value)) {
 		yaml_check_keys(f, value, role_keys);
 		list = yaml_sequence(f, value, "addresses");
 		hours = yaml_string(f, value, "hours", NULL);
+		load_role_auth(ld, role, value);
 	}
 	if (list == NULL || !fy_node_is_sequence(list))
 		yaml_error(f, value, "role %s: expected a list of addresses",
@@ -922,6 +948,7 @@ roles_free(struct rules *rules)
 		struct role *role = rules->roles->pdata[i];
 		g_free(role->name);
 		g_strfreev(role->addresses);
+		g_strfreev(role->logins);
 		g_free(role);
 	}
 	for (guint i = 0; rules->functions && i < rules->functions->len;

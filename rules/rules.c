@@ -9,6 +9,7 @@
  * platform has it, so matching a message compiles nothing.
  */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -18,7 +19,9 @@
 static const char *const top_keys[] = { "operator", "mailboxes",
 	"calendars", "roles", "functions", "default_function", "chains",
 	"procedures", "tickets", "reply_prefixes", "gateway_tags",
-	"commands", "refusal", "limits", NULL };
+	"commands", "refusal", "authentication", "limits", NULL };
+static const char *const authentication_keys[] = {
+	"trusted_authserv_ids", "hmac_key_file", NULL };
 static const char *const operator_keys[] = { "domain", "sender",
 	"sender_name", "internal_domains", NULL };
 static const char *const calendar_keys[] = { "timezone", "working_days",
@@ -559,6 +562,65 @@ load_refusal(struct loader *ld)
 		    yaml_at(ld->file->root, "refusal"), name);
 }
 
+/* The HMAC key: a file of at least 16 bytes that only we may read. */
+static void
+load_hmac_key(struct loader *ld, struct fy_node *map)
+{
+	const char *file = yaml_string(ld->file, map, "hmac_key_file", NULL);
+	char *dir, *path, *key = NULL;
+	GError *error = NULL;
+	struct stat st;
+	gsize len = 0;
+
+	if (file == NULL)
+		return;
+	dir = g_path_get_dirname(ld->file->path);
+	path = g_path_is_absolute(file) ? g_strdup(file) :
+	    g_build_filename(dir, file, NULL);
+	if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+		yaml_error(ld->file, yaml_at(map, "hmac_key_file"),
+		    "hmac_key_file %s: readable by others (mode %04o); "
+		    "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+	else if (!g_file_get_contents(path, &key, &len, &error))
+		yaml_error(ld->file, yaml_at(map, "hmac_key_file"),
+		    "hmac_key_file: %s", error->message);
+	else if (len < 16)
+		yaml_error(ld->file, yaml_at(map, "hmac_key_file"),
+		    "hmac_key_file %s: want at least 16 bytes of key", path);
+	else {
+		ld->rules->hmac_key = key;
+		ld->rules->hmac_key_len = len;
+		key = NULL;
+	}
+	g_clear_error(&error);
+	g_free(key);
+	g_free(path);
+	g_free(dir);
+}
+
+static void
+load_authentication(struct loader *ld)
+{
+	struct yaml_file *f = ld->file;
+	struct fy_node *map = yaml_mapping(f, f->root, "authentication");
+	struct fy_node *ids, *item;
+	GPtrArray *list = g_ptr_array_new();
+	void *iter = NULL;
+
+	yaml_check_keys(f, map, authentication_keys);
+	ids = map ? yaml_sequence(f, map, "trusted_authserv_ids") : NULL;
+	while (ids && (item = fy_node_sequence_iterate(ids, &iter))) {
+		const char *id = yaml_scalar(f, item, "authserv-id");
+		if (id != NULL)
+			g_ptr_array_add(list, g_strdup(id));
+	}
+	g_ptr_array_add(list, NULL);
+	ld->rules->trusted_authserv_ids = (char **)g_ptr_array_free(list,
+	    FALSE);
+	if (map != NULL)
+		load_hmac_key(ld, map);
+}
+
 static void
 template_unref_cb(gpointer data)
 {
@@ -594,6 +656,10 @@ rules_free(struct rules *r)
 	roles_free(r);
 	g_hash_table_unref(r->templates);
 	g_ptr_array_unref(r->warnings);
+	g_strfreev(r->trusted_authserv_ids);
+	if (r->hmac_key != NULL)
+		memset(r->hmac_key, 0, r->hmac_key_len);
+	g_free(r->hmac_key);
 	pattern_clear(&r->reply_prefix);
 	pattern_clear(&r->command);
 	g_strfreev(r->command_words);
@@ -638,6 +704,7 @@ rules_load(const char *path, const char *template_dir, GError **error)
 		load_tickets(&ld);
 		load_limits(&ld);
 		load_refusal(&ld);
+		load_authentication(&ld);
 		check_procedures(&ld);
 		if (r->mailboxes->len == 0)
 			yaml_error(ld.file, NULL, "no watched mailboxes");
@@ -670,12 +737,23 @@ rules_unref(struct rules **rules)
 const struct mailbox *
 rules_mailbox(const struct rules *rules, const char *address)
 {
-	for (guint i = 0; i < rules->mailboxes->len; i++) {
+	const char *plus = strchr(address, '+'), *at = strrchr(address, '@');
+	char *plain = NULL;
+	const struct mailbox *found = NULL;
+
+	/* escalation+esc-2026-000042.TOKEN@ is escalation@ (auth.h). */
+	if (plus != NULL && at != NULL && plus < at) {
+		plain = g_strdup_printf("%.*s%s", (int)(plus - address),
+		    address, at);
+		address = plain;
+	}
+	for (guint i = 0; i < rules->mailboxes->len && !found; i++) {
 		const struct mailbox *mb = rules->mailboxes->pdata[i];
 		if (g_ascii_strcasecmp(mb->address, address) == 0)
-			return mb;
+			found = mb;
 	}
-	return NULL;
+	g_free(plain);
+	return found;
 }
 
 const struct procedure *

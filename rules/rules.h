@@ -38,6 +38,8 @@ struct role {
 	/* Mail to the role waits for this calendar's working hours, or
 	 * NULL: sent at once. */
 	const struct calendar *hours;
+	guint auth;		/* AUTH_ methods that prove a member */
+	char **logins;		/* SMTP AUTH names of its members */
 };
 
 /* The function a complaint concerns picks its first liaison. */
@@ -158,6 +160,9 @@ struct rules {
 	GPtrArray *chains;	/* struct chain * */
 	GHashTable *templates;	/* name -> struct template *, owned */
 	struct template *refusal;	/* tells a sender a command failed */
+	char **trusted_authserv_ids;	/* our own MTA's A-R headers */
+	char *hmac_key;		/* for reply-address tokens, or NULL */
+	gsize hmac_key_len;
 	GPtrArray *warnings;	/* char *: "FILE:LINE: ..." worth a look */
 
 	int ack_limit;		/* acknowledgements per sender per window */

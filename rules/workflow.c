@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "rules/auth.h"
 #include "rules/workflow.h"
 
 #define ACTOR_SELF "escalator"
@@ -126,17 +127,59 @@ sender_is(const struct move *mv, const char *who)
 	return role != NULL && in_addresses(role->addresses, sender);
 }
 
+/*
+ * Does the message prove its sender, a member of some role, by a method
+ * that role allows (rules/auth.h)?
+ */
 static gboolean
+sender_proven(const struct move *mv)
+{
+	struct act *a = mv->act;
+	const struct rules *r = a->rules;
+
+	if (!a->proof_known) {
+		a->dkim_pass = a->msg != NULL && auth_dkim_aligned(r, a->msg);
+		a->hmac_case = auth_hmac_case(r, a->recipients);
+		a->proof_known = TRUE;
+	}
+	for (guint i = 0; i < r->roles->len; i++) {
+		const struct role *role = r->roles->pdata[i];
+
+		if (!in_addresses(role->addresses, a->sender))
+			continue;
+		if ((role->auth & AUTH_SMTP) && a->auth_user != NULL &&
+		    in_addresses(role->logins, a->auth_user))
+			return TRUE;
+		if ((role->auth & AUTH_DKIM) && a->dkim_pass)
+			return TRUE;
+		if ((role->auth & AUTH_HMAC) && a->hmac_case != NULL &&
+		    g_ascii_strcasecmp(a->hmac_case, mv->rec.id) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+enum permission { MAY_NOT, MAY, UNPROVEN };
+
+/* Staff must prove who they are; a complainant's word is enough. */
+static enum permission
 sender_may(const struct move *mv, const struct transition *t)
 {
+	gboolean unproven = FALSE;
+
 	/* Timers act for the procedure itself. */
 	if (t->by == NULL || mv->act->sender == NULL ||
 	    t->on == TRIGGER_DEADLINE || t->on == TRIGGER_WARNING)
-		return TRUE;
-	for (char **w = t->by; *w; w++)
-		if (sender_is(mv, *w))
-			return TRUE;
-	return FALSE;
+		return MAY;
+	for (char **w = t->by; *w; w++) {
+		if (!sender_is(mv, *w))
+			continue;
+		if (strcmp(*w, "complainant") == 0 ||
+		    strcmp(*w, "anyone") == 0 || sender_proven(mv))
+			return MAY;
+		unproven = TRUE;
+	}
+	return unproven ? UNPROVEN : MAY_NOT;
 }
 
 static gboolean
@@ -198,6 +241,7 @@ choose(struct move *mv, enum trigger on, const char *command,
 {
 	const struct state *st = procedure_state(mv->proc, mv->rec.state);
 	gboolean known = FALSE, in_state = FALSE, allowed = FALSE;
+	gboolean unproven = FALSE;
 
 	*t_r = NULL;
 	*why_r = NULL;
@@ -212,8 +256,15 @@ choose(struct move *mv, enum trigger on, const char *command,
 		if (on != TRIGGER_OPENED && !leaves_from(t, st))
 			continue;
 		in_state = TRUE;
-		if (!sender_may(mv, t))
+		switch (sender_may(mv, t)) {
+		case MAY_NOT:
 			continue;
+		case UNPROVEN:
+			unproven = TRUE;
+			continue;
+		case MAY:
+			break;
+		}
 		allowed = TRUE;
 		if (condition_holds(mv, t->when, &holds, error) < 0)
 			return -1;
@@ -226,6 +277,8 @@ choose(struct move *mv, enum trigger on, const char *command,
 		return 0;
 	*why_r = !known ? "no such command in this procedure" :
 	    !in_state ? "not allowed in the case's present state" :
+	    !allowed && unproven ? "the message does not prove its sender "
+	    "(SMTP AUTH, DKIM or the case's reply address)" :
 	    !allowed ? "your role may not give this command here" :
 	    "not possible now (the escalation chain has no further step)";
 	return 0;
@@ -581,7 +634,7 @@ queue_one(struct move *mv, const struct send *s, const struct recipient *r,
 	const struct act *a = mv->act;
 	struct outgoing mail = { 0 };
 	char *uuid = g_uuid_string_random();
-	char *detail;
+	char *detail, *reply_to;
 	int rc;
 
 	template_render(s->template, vars, &mail.subject, &mail.body);
@@ -592,7 +645,12 @@ queue_one(struct move *mv, const struct send *s, const struct recipient *r,
 	mail.sender = a->rules->sender;
 	mail.sender_name = a->rules->sender_name;
 	mail.recipient = r->address;
-	mail.reply_to = mv->proc->reply_to;
+	/* Staff answer through the case's own address, which proves them
+	 * (rules/auth.h); the complainant through the plain mailbox. */
+	reply_to = r->party || mv->proc->reply_to == NULL ?
+	    g_strdup(mv->proc->reply_to) : auth_reply_address(a->rules,
+	    mv->proc->reply_to, mv->rec.id);
+	mail.reply_to = reply_to;
 	if (r->to_sender && a->msg != NULL) {
 		mail.in_reply_to = a->msg->message_id;
 		mail.references = references_for(a->msg);
@@ -616,6 +674,7 @@ queue_one(struct move *mv, const struct send *s, const struct recipient *r,
 	}
 	g_free(detail);
 	g_free(uuid);
+	g_free(reply_to);
 	g_free(mail.subject);
 	g_free(mail.body);
 	g_free(mail.message_id);
@@ -1082,5 +1141,7 @@ act_clear(struct act *act)
 	g_free(act->replied_to);
 	g_free(act->reply_skipped);
 	g_free(act->refused);
+	g_free(act->hmac_case);
 	act->replied_to = act->reply_skipped = act->refused = NULL;
+	act->hmac_case = NULL;
 }

@@ -38,6 +38,8 @@ struct act {
 	const char *unknown_command;	/* a word that looks like one */
 	const char *text;	/* the message's own words, or NULL */
 	const struct message *msg;	/* the message, or NULL */
+	const char *auth_user;	/* SMTP AUTH login, or NULL */
+	char **recipients;	/* envelope recipients, or NULL */
 	/* No mail to the sender: automatic mail, or a sender that could
 	 * be forged (backscatter). The reason, or NULL. */
 	const char *no_reply;
@@ -46,6 +48,9 @@ struct act {
 	char *reply_skipped;
 	char *refused;		/* why a command was refused, or NULL */
 	int queued;		/* mails queued in the outbox */
+	/* What proves the sender (rules/auth.h), worked out once. */
+	gboolean proof_known, dkim_pass;
+	char *hmac_case;
 };
 
 /*

@@ -44,6 +44,7 @@ enum stmt_id {
 	STMT_CASE_SAVE,
 	STMT_CONTACT_SET,
 	STMT_CONTACT_GET,
+	STMT_CONTACT_IS,
 	STMT_TIMER_ADD,
 	STMT_TIMER_UPDATE,
 	STMT_TIMER_NEXT_DUE,
@@ -111,6 +112,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    " DO UPDATE SET address = ?3",
 	[STMT_CONTACT_GET] = "SELECT address FROM case_contacts"
 	    " WHERE case_id = ?1 AND name = ?2",
+	[STMT_CONTACT_IS] = "SELECT name FROM case_contacts"
+	    " WHERE case_id = ?1 AND address = ?2 LIMIT 1",
 	[STMT_TIMER_ADD] = "INSERT INTO timers (case_id, kind, state, armed,"
 	    " due, remaining, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[STMT_TIMER_UPDATE] = "UPDATE timers SET status = ?2, due = ?3,"
@@ -1025,6 +1028,30 @@ store_case_contact_get(struct store *store, const char *case_id,
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		ret = store_fail(store, rc, error, "get contact %s of case %s",
 		    name, case_id);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_case_contact_is(struct store *store, const char *case_id,
+    const char *address, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_CONTACT_IS];
+	int ret;
+	int rc;
+
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	rc = stmt_bind(stmt, "ss", case_id, address);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	stmt_finish(stmt);
+
+	ret = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = store_fail(store, rc, error, "look up contacts of case %s",
+		    case_id);
 	store_leave(store);
 	return ret;
 }

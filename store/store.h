@@ -148,6 +148,9 @@ int store_case_contact_set(struct store *store, const char *case_id,
     const char *name, const char *address, GError **error);
 int store_case_contact_get(struct store *store, const char *case_id,
     const char *name, char **address_r, GError **error);
+/* Is ADDRESS a contact of the case (1) or not (0)? */
+int store_case_contact_is(struct store *store, const char *case_id,
+    const char *address, GError **error);
 
 /* Timers. Add sets T's id. Update writes status, due, remaining and
  * ended. next_due gives the pending timer due longest at NOW; earliest

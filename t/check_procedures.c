@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "rules/auth.h"
 #include "rules/engine.h"
 #include "t/testutil.h"
 
@@ -58,15 +59,22 @@ teardown(void)
 
 static int serial;
 
-/* Mail FROM to RCPTS with SUBJECT and BODY at time AT. */
+/*
+ * Mail FROM to RCPTS with SUBJECT and BODY at time AT, with the headers
+ * EXTRA (or, for staff at example.org, the DKIM pass our MX adds) and
+ * SMTP AUTH login AUTH_USER.
+ */
 static struct outcome
-mail(const char *from, char **rcpts, const char *subject, const char *body,
-    time_t at)
+mail_as(const char *from, char **rcpts, const char *subject,
+    const char *body, time_t at, const char *extra, const char *auth_user)
 {
-	char *text = g_strdup_printf("From: <%s>\r\nTo: %s\r\n"
+	gboolean staff = g_str_has_suffix(from, "@example.org");
+	char *text = g_strdup_printf("%sFrom: <%s>\r\nTo: %s\r\n"
 	    "Subject: %s\r\nMessage-ID: <walk%d@example.net>\r\n\r\n%s\r\n",
-	    from, rcpts[0], subject, ++serial, body);
-	struct envelope env = { "WALKQ", from, rcpts, NULL };
+	    extra ? extra : staff ? "Authentication-Results: mx.example.org;"
+	    " dkim=pass header.d=example.org\r\n" : "", from, rcpts[0],
+	    subject, ++serial, body);
+	struct envelope env = { "WALKQ", from, rcpts, auth_user };
 	struct message *msg = message_parse(text, strlen(text));
 	struct outcome out;
 	GError *error = NULL;
@@ -76,6 +84,13 @@ mail(const char *from, char **rcpts, const char *subject, const char *body,
 	message_free(&msg);
 	g_free(text);
 	return out;
+}
+
+static struct outcome
+mail(const char *from, char **rcpts, const char *subject, const char *body,
+    time_t at)
+{
+	return mail_as(from, rcpts, subject, body, at, NULL, NULL);
 }
 
 /* A command on CASE: "[CASE] WORD: text". */
@@ -410,19 +425,21 @@ START_TEST(wrong_sender_or_state_is_refused_and_logged)
 	char *subject = g_strdup_printf("[%s] CLOSE", id);
 	struct outcome out;
 
-	/* Only the roster may take it; only the owner may move it on. */
+	/* A stranger who copies the tag does not join the case: the mail
+	 * opens a case of its own. */
 	out = mail("stranger@elsewhere.example", escalation, subject, "x",
 	    MONDAY + 60);
-	ck_assert_str_eq(out.refused,
-	    "not allowed in the case's present state");
+	ck_assert_int_eq(out.kind, OUTCOME_OPENED);
+	ck_assert_str_ne(out.case_id, id);
+	ck_assert_int_eq(events(id, "command", NULL), 0);
 	outcome_clear(&out);
+
+	/* Only the roster may take it; only the owner may move it on. */
 	command("desk@example.org", id, "ACCEPT", MONDAY + 90);
 	ck_assert_str_eq(state_of(id), "paging");
 	ck_assert_int_eq(events(id, "refused", "command=ACCEPT"), 1);
-	/* A staff member is told why; the stranger was not (backscatter). */
+	/* A staff member is told why. */
 	ck_assert_int_eq(sent(id, "command-refused", "desk@example.org"), 1);
-	ck_assert_int_eq(sent(id, "command-refused",
-	    "stranger@elsewhere.example"), 0);
 	command("oncall-1@example.org", id, "ACCEPT", MONDAY + 120);
 	command("oncall-2@example.org", id, "ZONE-TEAM-INFORMED",
 	    MONDAY + 150);
@@ -505,6 +522,68 @@ START_TEST(a_mistyped_command_is_refused_to_staff_only)
 }
 END_TEST
 
+/* A command with a forged staff From and no proof: refused, logged. */
+static void
+try_close(const char *case_id, const char *extra, const char *auth_user,
+    char **rcpts, time_t at, const char *want_state)
+{
+	char *subject = g_strdup_printf("Re: [%s] CLOSE", case_id);
+	struct outcome out = mail_as("desk@example.org", rcpts, subject,
+	    "x", at, extra, auth_user);
+
+	ck_assert_msg(strcmp(state_of(case_id), want_state) == 0,
+	    "%s / %s: state %s, want %s", extra, auth_user,
+	    state_of(case_id), want_state);
+	outcome_clear(&out);
+	g_free(subject);
+}
+
+START_TEST(only_proven_staff_commands_count)
+{
+	char *id = open_complaint("[IANA #1234567] wrong", MONDAY);
+	char *token_rcpt[] = { NULL, NULL };
+	struct role *desk = (struct role *)rules_role(rules, "desk");
+
+	/* No proof; a pass from an authserv-id we do not trust; one that
+	 * came in with the mail (below Received); a pass for another
+	 * domain; a login the role does not have. */
+	try_close(id, "", NULL, escalation, MONDAY + 60, "open");
+	try_close(id, "Authentication-Results: evil.example; dkim=pass "
+	    "header.d=example.org\r\n", NULL, escalation, MONDAY + 60,
+	    "open");
+	try_close(id, "Received: from x by mx.example.org;\r\n"
+	    "Authentication-Results: mx.example.org; dkim=pass "
+	    "header.d=example.org\r\n", NULL, escalation, MONDAY + 60,
+	    "open");
+	try_close(id, "Authentication-Results: mx.example.org; dkim=pass "
+	    "header.d=attacker.example\r\n", NULL, escalation, MONDAY + 60,
+	    "open");
+	try_close(id, "", "ana", escalation, MONDAY + 60, "open");
+	ck_assert_int_eq(events(id, "refused", "does not prove"), 5);
+
+	/* SMTP AUTH with a login of the role. */
+	desk->logins = g_new0(char *, 2);
+	desk->logins[0] = g_strdup("ana");
+	try_close(id, "", "ana", escalation, MONDAY + 120, "closed");
+	g_free(id);
+
+	/* A reply to the case's own address, token checked. */
+	id = open_complaint("[IANA #1234568] wrong", MONDAY + 200);
+	rules->hmac_key = g_strdup("0123456789abcdef0123");
+	rules->hmac_key_len = 20;
+	token_rcpt[0] = auth_reply_address(rules, "escalation@example.org",
+	    "ESC-2026-000001");
+	try_close(id, "", NULL, token_rcpt, MONDAY + 300, "open");
+	g_free(token_rcpt[0]);
+	token_rcpt[0] = auth_reply_address(rules, "escalation@example.org",
+	    id);
+	ck_assert_str_contains(token_rcpt[0], "escalation+esc-2026-000002.");
+	try_close(id, "", NULL, token_rcpt, MONDAY + 300, "closed");
+	g_free(token_rcpt[0]);
+	g_free(id);
+}
+END_TEST
+
 static Suite *
 procedures_suite(void)
 {
@@ -525,6 +604,7 @@ procedures_suite(void)
 	tcase_add_test(tc, waiting_for_tickets_stops_the_clock);
 	tcase_add_test(tc, a_reply_to_a_closed_case_reopens_it_or_follows_it);
 	tcase_add_test(tc, a_mistyped_command_is_refused_to_staff_only);
+	tcase_add_test(tc, only_proven_staff_commands_count);
 	suite_add_tcase(s, tc);
 	return s;
 }

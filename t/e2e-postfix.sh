@@ -424,10 +424,24 @@ check_walk() {
 	is "$(pf_mbox_count "$(pf_mailbox "$dir" wanda@example.net)")" 2 \
 		"walk: the complainant has the ack and the escalation notice"
 
+	# Forged: the liaison's From without the proof our MX adds.
 	subject="Re: AW: [$case_id] RESPOND: the ports are assigned"
 	printf '%s\r\n' "From: Liaison <pp-liaison@example.org>" \
 		"To: escalation@example.org" "Subject: $subject" \
 		"Message-ID: <walk-2@example.org>" "" "Done today." \
+		"" "-- " "Liaison" >"$m"
+	pf_send "$SMTP_PORT" "$m" pp-liaison@example.org "$DESK"
+	settle
+	is "$(state_of "$case_id")" escalated \
+		"walk: a forged staff command does nothing"
+	is "$(esc_sql "$dir" "SELECT count(*) FROM events WHERE case_id = \
+		'$case_id' AND kind = 'refused';")" 1 \
+		"walk: ... and is logged on the case"
+
+	printf '%s\r\n' "Authentication-Results: mx.example.org; \
+dkim=pass header.d=example.org" "From: Liaison <pp-liaison@example.org>" \
+		"To: escalation@example.org" "Subject: $subject" \
+		"Message-ID: <walk-3@example.org>" "" "Done today." \
 		"" "-- " "Liaison" >"$m"
 	pf_send "$SMTP_PORT" "$m" pp-liaison@example.org "$DESK"
 	settle
@@ -453,9 +467,15 @@ cmd() {
 	local from=$1 case_id=$2 words=$3 body=${4:-Thanks.} m
 	WALK_N=$((WALK_N + 1))
 	m=$dir/msgs/cmd-$WALK_N.eml
+	# Staff mail carries the DKIM pass our MX's own filter would add.
+	case $from in
+	*@example.org) printf '%s\r\n' "Authentication-Results: \
+mx.example.org; dkim=pass header.d=example.org" >"$m" ;;
+	*) : >"$m" ;;
+	esac
 	printf '%s\r\n' "From: <$from>" "To: $DESK" \
 		"Subject: Re: [$case_id] $words" \
-		"Message-ID: <cmd-$WALK_N@walk.example>" "" "$body" >"$m"
+		"Message-ID: <cmd-$WALK_N@walk.example>" "" "$body" >>"$m"
 	pf_send "$SMTP_PORT" "$m" "$from" "$DESK" >/dev/null 2>&1
 	settle
 }
