@@ -31,7 +31,8 @@ static const char *const procedure_keys[] = { "case_id", "tag",
 static const char *const mailbox_keys[] = { "address", "procedure", NULL };
 static const char *const ticket_keys[] = { "pattern", NULL };
 static const char *const limit_keys[] = { "acknowledgements",
-	"acknowledgement_window", "subject_scan", "tickets", NULL };
+	"acknowledgement_window", "per_case", "per_case_window",
+	"subject_scan", "tickets", NULL };
 
 void
 loader_pattern(struct loader *ld, struct fy_node *node, const char *source,
@@ -542,6 +543,9 @@ load_limits(struct loader *ld)
 	    100000);
 	r->ack_window = (int)yaml_integer(f, map, "acknowledgement_window",
 	    3600, 1, 30 * 86400);
+	r->case_limit = (int)yaml_integer(f, map, "per_case", 3, 1, 100000);
+	r->case_window = (int)yaml_integer(f, map, "per_case_window", 3600,
+	    1, 30 * 86400);
 	r->subject_scan = (int)yaml_integer(f, map, "subject_scan", 998, 78,
 	    65536);
 	r->ticket_limit = (int)yaml_integer(f, map, "tickets", 50, 1, 10000);

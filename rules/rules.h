@@ -167,6 +167,8 @@ struct rules {
 
 	int ack_limit;		/* acknowledgements per sender per window */
 	int ack_window;		/* seconds */
+	int case_limit;		/* mails of one template per case per */
+	int case_window;	/* ... this many seconds */
 	int subject_scan;	/* bytes of subject examined */
 	int ticket_limit;	/* tickets kept from one message */
 	pcre2_match_context *match_context;	/* match and depth limits */

@@ -529,11 +529,13 @@ is_staff(const struct rules *rules, const char *address)
 
 /*
  * Why no mail may go to the party RCPT (the sender or the complainant,
- * who are outside the operator), "" if it may, NULL on a store error.
+ * who are outside the operator), "" if it may, NULL on a store error:
+ * no address, automatic mail, internal, over the rate limit per
+ * recipient, or over the limit of one template per case.
  */
 static const char *
-party_refusal(struct move *mv, const char *rcpt, gboolean to_sender,
-    GError **error)
+party_refusal(struct move *mv, const char *rcpt, const char *kind,
+    gboolean to_sender, GError **error)
 {
 	const struct act *a = mv->act;
 	int sent = 0;
@@ -549,6 +551,12 @@ party_refusal(struct move *mv, const char *rcpt, gboolean to_sender,
 		return NULL;
 	if (sent >= a->rules->ack_limit)
 		return "rate limit";
+	/* The same notice again and again on one case is a loop. */
+	if (store_outbox_count_case(a->store, mv->rec.id, kind,
+	    a->now - a->rules->case_window, &sent, error) < 0)
+		return NULL;
+	if (sent >= a->rules->case_limit)
+		return "rate limit for the case";
 	return "";
 }
 
@@ -720,7 +728,8 @@ send_all(struct move *mv, const struct transition *t, const char *previous,
 		for (guint j = 0; rc == 0 && j < rcpts->len; j++) {
 			const struct recipient *r = rcpts->pdata[j];
 			const char *why = r->party ? party_refusal(mv,
-			    r->address, r->to_sender, error) : "";
+			    r->address, s->template_name, r->to_sender,
+			    error) : "";
 
 			if (why == NULL)
 				rc = -1;

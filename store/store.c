@@ -58,6 +58,7 @@ enum stmt_id {
 	STMT_EVENT_ADD,
 	STMT_OUTBOX_QUEUE,
 	STMT_OUTBOX_COUNT_TO,
+	STMT_OUTBOX_COUNT_CASE,
 	STMT_OUTBOX_NEXT_DUE,
 	STMT_OUTBOX_SENT,
 	STMT_OUTBOX_RETRY,
@@ -153,6 +154,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    " ?11, ?12, ?13, ?14)",
 	[STMT_OUTBOX_COUNT_TO] = "SELECT count(*) FROM outbox"
 	    " WHERE recipient = ?1 AND created >= ?2",
+	[STMT_OUTBOX_COUNT_CASE] = "SELECT count(*) FROM outbox"
+	    " WHERE case_id = ?1 AND created >= ?2 AND kind = ?3",
 	[STMT_OUTBOX_NEXT_DUE] = "SELECT " OUTBOX_COLUMNS " FROM outbox"
 	    " WHERE state = 'queued' AND next_attempt <= ?1"
 	    " ORDER BY next_attempt, id LIMIT 1",
@@ -1241,6 +1244,30 @@ store_outbox_count_to(struct store *store, const char *recipient,
 	if (rc != SQLITE_ROW)
 		ret = store_fail_text(store, rc, error, "count mail to",
 		    recipient);
+	store_leave(store);
+	return ret;
+}
+
+int
+store_outbox_count_case(struct store *store, const char *case_id,
+    const char *kind, time_t since, int *count_r, GError **error)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_OUTBOX_COUNT_CASE];
+	int ret = 0;
+	int rc;
+
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	rc = stmt_bind(stmt, "sts", case_id, since, kind);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*count_r = sqlite3_column_int(stmt, 0);
+	stmt_finish(stmt);
+	if (rc != SQLITE_ROW)
+		ret = store_fail(store, rc, error, "count mail of case %s",
+		    case_id);
 	store_leave(store);
 	return ret;
 }

@@ -179,6 +179,9 @@ int store_outbox_queue(struct store *store, struct outgoing *mail,
 /* Mail sent by us to RECIPIENT since SINCE (for rate limits). */
 int store_outbox_count_to(struct store *store, const char *recipient,
     time_t since, int *count_r, GError **error);
+/* Mail of template KIND queued for CASE_ID since SINCE. */
+int store_outbox_count_case(struct store *store, const char *case_id,
+    const char *kind, time_t since, int *count_r, GError **error);
 /* The queued row due longest at NOW, if any (MAIL_R zeroed first). */
 int store_outbox_next_due(struct store *store, time_t now,
     struct outgoing *mail_r, GError **error);

@@ -584,6 +584,66 @@ START_TEST(only_proven_staff_commands_count)
 }
 END_TEST
 
+struct hold { const char *to; time_t next; };
+
+static gboolean
+find_hold(const struct outgoing *m, void *data)
+{
+	struct hold *h = data;
+
+	if (strcmp(m->recipient, h->to) == 0)
+		h->next = m->next_attempt;
+	return TRUE;
+}
+
+START_TEST(mail_to_staff_with_hours_waits_for_them)
+{
+	/* Saturday 2026-12-12 10:00 in Zurich. */
+	time_t saturday = MONDAY + 5 * DAY;
+	char *id = open_complaint("[IANA #1234567] port numbers", saturday);
+	struct hold liaison = { "pp-liaison@example.org", 0 };
+	struct hold desk = { "desk@example.org", 0 };
+
+	command("desk@example.org", id, "ESCALATE: urgent", saturday + HOUR);
+	ck_assert_str_eq(state_of(id), "escalated");
+	ck_assert_int_eq(store_case_outbox_each(store, id, find_hold,
+	    &liaison, NULL), 0);
+	ck_assert_int_eq(store_case_outbox_each(store, id, find_hold, &desk,
+	    NULL), 0);
+	/* The liaison works business hours: Monday 09:00; the desk has
+	 * no hours set, so its notice went at once. */
+	ck_assert_int_eq(liaison.next, MONDAY + 7 * DAY - HOUR);
+	ck_assert_int_eq(desk.next, saturday);
+	ck_assert_int_eq(events(id, "mail-queued", "held for working hours"),
+	    1);
+	g_free(id);
+}
+END_TEST
+
+START_TEST(the_same_notice_is_not_sent_in_a_loop)
+{
+	char *id = open_complaint("[IANA #1234567] wrong", MONDAY);
+	char *subject = g_strdup_printf("Re: [%s] OMBUDSMAN", id);
+	struct outcome out;
+
+	/* A day's window per case, while the per-address hour passes. */
+	((struct rules *)rules)->case_window = DAY;
+	for (int i = 0; i < 6; i++) {
+		out = mail("alice@customer.example", escalation, subject, "x",
+		    MONDAY + (time_t)(i + 1) * 2 * HOUR);
+		outcome_clear(&out);
+	}
+	/* One taken, five refused, three told. */
+	ck_assert_int_eq(events(id, "refused", NULL), 5);
+	ck_assert_int_eq(sent(id, "command-refused",
+	    "alice@customer.example"), 3);
+	ck_assert_int_eq(events(id, "mail-skipped",
+	    "rate limit for the case"), 2);
+	g_free(subject);
+	g_free(id);
+}
+END_TEST
+
 static Suite *
 procedures_suite(void)
 {
@@ -605,6 +665,8 @@ procedures_suite(void)
 	tcase_add_test(tc, a_reply_to_a_closed_case_reopens_it_or_follows_it);
 	tcase_add_test(tc, a_mistyped_command_is_refused_to_staff_only);
 	tcase_add_test(tc, only_proven_staff_commands_count);
+	tcase_add_test(tc, mail_to_staff_with_hours_waits_for_them);
+	tcase_add_test(tc, the_same_notice_is_not_sent_in_a_loop);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -415,14 +415,39 @@ check_walk() {
 
 	# Friday 11:00: the two business days have passed.
 	clock_to $((wed + 2 * 86400 + 3600))
-	is "$(pf_mbox_text "$(pf_mailbox "$dir" pp-liaison@example.org)" |
-		grep -c "^Subject: \[$case_id\] Complaint escalated")" 1 \
+	is "$(mail_for pp-liaison@example.org "$case_id" \
+		"Complaint escalated")" 1 \
 		"walk: escalated to the protocol parameters liaison"
-	is "$(pf_mbox_text "$(pf_mailbox "$dir" csc-chair@example.org)" |
-		grep -c "^Subject: \[$case_id\] For information")" 1 \
+	is "$(mail_for csc-chair@example.org "$case_id" "For information")" 1 \
 		"walk: the CSC is notified"
 	is "$(pf_mbox_count "$(pf_mailbox "$dir" wanda@example.net)")" 2 \
 		"walk: the complainant has the ack and the escalation notice"
+
+	# The daemon dies; the next deadline (Tuesday 11:00) passes while
+	# it is down; started again, it fires the timer it missed, once.
+	kill -9 "$ESC_PID"
+	wait "$ESC_PID" 2>/dev/null
+	rm -f "$dir/escalator/run/escalatord.sock"
+	echo $((wed + 6 * 86400 + 7200)) >"$dir/escalator/clock"
+	esc_start "$dir" "$ESCALATORD" >/dev/null
+	ok $? "walk: escalatord restarted after kill -9"
+	settle
+	is "$(mail_for programme-manager@example.org "$case_id" \
+		"Complaint escalated")" 1 \
+		"walk: the deadline missed while down escalates, once"
+	# Thursday 13:00 and the Monday after: the ombudsman, then the end
+	# of the chain.
+	clock_to $((wed + 8 * 86400 + 3 * 3600))
+	is "$(mail_for ombudsman@example.org "$case_id" \
+		"Complaint escalated")" 1 "walk: up to the ombudsman"
+	is "$(mail_for csc-chair@example.org "$case_id" "For information")" 3 \
+		"walk: the CSC is told at every step"
+	clock_to $((wed + 12 * 86400 + 4 * 3600))
+	is "$(mail_for programme-manager@example.org "$case_id" \
+		"Complaint overdue")" 1 \
+		"walk: overdue at the end of the chain"
+	is "$(state_of "$case_id")" escalated \
+		"walk: still escalated, waiting for a response"
 
 	# Forged: the liaison's From without the proof our MX adds.
 	subject="Re: AW: [$case_id] RESPOND: the ports are assigned"
@@ -448,9 +473,17 @@ dkim=pass header.d=example.org" "From: Liaison <pp-liaison@example.org>" \
 	is "$(esc_sql "$dir" "SELECT state FROM cases WHERE \
 		id = '$case_id';")" responded "walk: the command moved the case"
 	box=$(pf_mailbox "$dir" wanda@example.net)
-	is "$(pf_mbox_count "$box")" 3 "walk: the complainant got the response"
+	is "$(mail_for wanda@example.net "$case_id" "Response to")" 1 \
+		"walk: the complainant got the response"
 	pf_mbox_text "$box" | grep -q "the ports are assigned"
 	ok $? "walk: the response carries the liaison's words"
+	# Ten business days without a word from the complainant: closed.
+	clock_to $((wed + 30 * 86400))
+	is "$(state_of "$case_id")" closed "walk: closed when nobody objects"
+	is "$(mail_for wanda@example.net "$case_id" "Your complaint is")" 1 \
+		"walk: the complainant is told it is closed"
+	is "$(pf_mbox_count "$box")" 6 \
+		"walk: ack, 3 escalation notices, response and close: no more"
 	# Captured first: grep -q would close the pipe early (SIGPIPE).
 	out=$(esc_ctl "$dir" "$ESCALATORCTL" graph complaint)
 	grep -q '^digraph' <<<"$out"
