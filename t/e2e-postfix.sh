@@ -654,6 +654,79 @@ check_reload() {
 	ok $? "reload: broken rules are logged and not loaded"
 	cmd desk@example.org "$c" "CLOSE: done"
 	is "$(state_of "$c")" closed "reload: the old rules still act"
+	# The admin mends the file.
+	sed -i '$d' "$rules"
+	"$ESCALATORCTL" -c "$conf" check >/dev/null 2>&1
+	ok $? "reload: mended rules pass check again"
+	kill -USR1 "$ESC_PID"
+	sleep 1
+}
+
+# kill -9 under load: 8 clients send complaints while escalatord is
+# killed and started again. Every message Postfix accepted (the milter
+# said yes, after its commit) has its case with all its parts; every
+# acknowledgement queued is delivered, twice at most and then with the
+# same Message-ID (a crash between handing it over and marking it sent).
+check_kill_under_load() {
+	local i j accepted=$dir/msgs/accepted lost=0 half dup=0 box ids
+	local senders=()
+	: >"$accepted"
+	for i in 1 2 3 4 5 6 7 8; do
+		(
+		for j in $(seq 1 25); do
+			m=$dir/msgs/k-$i-$j.eml
+			printf '%s\r\n' "From: <k$i-$j@example.net>" \
+				"To: $DESK" "Subject: load [IANA #9$i$(printf %04d "$j")]" \
+				"Message-ID: <k-$i-$j@load.example>" "" "x" >"$m"
+			pf_send "$SMTP_PORT" "$m" "k$i-$j@example.net" \
+				"$DESK" >/dev/null 2>&1 &&
+				echo "k-$i-$j@load.example" >>"$accepted"
+		done
+		) &
+		senders+=($!)
+	done
+	sleep 1.5
+	kill -9 "$ESC_PID"
+	wait "$ESC_PID" 2>/dev/null
+	rm -f "$dir/escalator/run/escalatord.sock"
+	sleep 0.5
+	esc_start "$dir" "$ESCALATORD" >/dev/null
+	ok $? "kill: escalatord restarted under load"
+	wait "${senders[@]}"
+	settle
+	# (The restarted daemon's log is new: it holds only what came after.)
+	is "$(grep -c 'opened: .*@load.example>' \
+		"$dir/escalator/escalatord.log" | awk '{print ($1 > 0)}')" 1 \
+		"kill: messages were taken after the restart too" \
+		"($(wc -l <"$accepted") of 200 accepted in all)"
+	while read -r id; do
+		[ -n "$(esc_sql "$dir" "SELECT case_id FROM messages \
+			WHERE key = '$id';")" ] || lost=$((lost + 1))
+	done <"$accepted"
+	is "$lost" 0 "kill: every accepted message has its case"
+	half=$(esc_sql "$dir" "SELECT count(*) FROM cases c WHERE \
+		c.id IN (SELECT case_id FROM messages WHERE key LIKE \
+		'%@load.example') AND (c.state = 'new' OR NOT EXISTS \
+		(SELECT 1 FROM case_tickets t WHERE t.case_id = c.id) OR \
+		NOT EXISTS (SELECT 1 FROM events e WHERE e.case_id = c.id \
+		AND e.kind = 'opened') OR NOT EXISTS (SELECT 1 FROM outbox o \
+		WHERE o.case_id = c.id AND o.kind = 'complaint-ack'));")
+	is "$half" 0 "kill: no case is half-written"
+	is "$(esc_sql "$dir" "SELECT count(*) FROM outbox WHERE state != \
+		'sent' AND case_id IN (SELECT case_id FROM messages WHERE \
+		key LIKE '%@load.example');")" 0 \
+		"kill: every queued mail of those cases was sent"
+	while read -r id; do
+		# <k-I-J@load.example> came from kI-J@example.net.
+		box=${id%@load.example}
+		box=$(pf_mailbox "$dir" "k${box#k-}@example.net")
+		ids=$(pf_mbox_summary "$box" | cut -f1 | sort -u | wc -l)
+		if [ "$(pf_mbox_count "$box")" -lt 1 ] || [ "$ids" -ne 1 ]; then
+			dup=$((dup + 1))
+		fi
+	done <"$accepted"
+	is "$dup" 0 "kill: each complainant got its acknowledgement, \
+any second copy with the same Message-ID"
 }
 
 main() {
@@ -680,6 +753,7 @@ main() {
 	check_emergency_walks
 	check_complaint_walks
 	check_reload
+	check_kill_under_load
 	set -e
 
 	echo "1..$tests"
