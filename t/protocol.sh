@@ -101,6 +101,18 @@ check "a forged case header from the sender is removed" \
 check "each decision is logged with the queue id" log_has "MANY1: case=ESC-"
 check "the redelivery is logged as a duplicate" log_has "DUP2: case=ESC-.* duplicate"
 
+state_of_opened_by() {	# state_of_opened_by MESSAGE-ID
+	sqlite3 "$work/db/escalator.db" "SELECT state FROM cases WHERE id = \
+	    (SELECT case_id FROM messages WHERE key = '$1')"
+}
+check "staff commands: the script runs" script smtp-auth-command
+check "a staff command without proof is refused" \
+    test "$(state_of_opened_by auth-open-1@example.net)" = open
+check "the refusal is logged with its reason" \
+    log_has "AUTHCLOSE1: case=ESC-.* refused: .*does not prove its sender"
+check "the same command with the desk's SMTP AUTH login is taken" \
+    test "$(state_of_opened_by auth-open-2@example.net)" = closed
+
 hold_lock
 check "a locked store tempfails the message" script locked-store
 check "the tempfail is logged with the queue id" \

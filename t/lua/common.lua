@@ -2,11 +2,16 @@
 -- by t/protocol.sh with ESCALATOR_SOCKET set to a running escalatord.
 socket = os.getenv("ESCALATOR_SOCKET")
 
-function start(queue_id, sender)
+function start(queue_id, sender, auth_user)
 	local conn = mt.connect(socket, 20, 0.25)
 	assert(conn, "cannot connect to " .. socket)
 	assert(mt.negotiate(conn, nil, nil, nil) == nil, "negotiate")
-	mt.macro(conn, SMFIC_MAIL, "i", queue_id)
+	if auth_user then
+		mt.macro(conn, SMFIC_MAIL, "i", queue_id,
+		    "{auth_authen}", auth_user)
+	else
+		mt.macro(conn, SMFIC_MAIL, "i", queue_id)
+	end
 	assert(mt.mailfrom(conn, sender) == nil, "MAIL FROM")
 	return conn
 end
