@@ -74,20 +74,6 @@ report(const char *what, GError *error, int code)
 	return code;
 }
 
-static char *
-format_time(time_t t)
-{
-	GDateTime *dt;
-	char *text;
-
-	if (t == 0)
-		return g_strdup("-");
-	dt = g_date_time_new_from_unix_local(t);
-	text = g_date_time_format(dt, "%Y-%m-%d %H:%M %Z");
-	g_date_time_unref(dt);
-	return text;
-}
-
 static int
 cmd_check(struct ctl *ctl)
 {
@@ -257,8 +243,8 @@ open_reader(struct ctl *ctl)
 static gboolean
 print_case_line(const struct case_record *rec, void *unused)
 {
-	char *opened = format_time(rec->opened);
-	char *deadline = format_time(rec->deadline);
+	char *opened = report_time(rec->opened);
+	char *deadline = report_time(rec->deadline);
 	char *subject = text_printable(rec->subject, 50);
 
 	(void)unused;
@@ -297,7 +283,7 @@ print_ticket(const char *ticket, void *unused)
 static gboolean
 print_event(const struct event_record *ev, void *unused)
 {
-	char *at = format_time(ev->at);
+	char *at = report_time(ev->at);
 	char *detail = text_printable(ev->detail, 300);
 
 	(void)unused;
@@ -311,7 +297,7 @@ static gboolean
 print_outgoing(const struct outgoing *mail, void *unused)
 {
 	static const char *const states[] = { "queued", "sent", "failed" };
-	char *created = format_time(mail->created);
+	char *created = report_time(mail->created);
 	char *subject = text_printable(mail->subject, 80);
 
 	(void)unused;

@@ -105,8 +105,8 @@ report_graph(FILE *out, const struct procedure *proc)
 	fprintf(out, "}\n");
 }
 
-static char *
-when(time_t t)
+char *
+report_time(time_t t)
 {
 	GDateTime *dt;
 	char *text;
@@ -125,7 +125,7 @@ static gboolean
 print_pending(const struct timer_record *t, void *data)
 {
 	struct due_walk *w = data;
-	char *at = when(t->due);
+	char *at = report_time(t->due);
 
 	fprintf(w->out, "%s  %-18s %-8s in %-20s%s\n", at, t->case_id,
 	    t->kind == TIMER_DEADLINE ? "deadline" : "warning", t->state,
@@ -139,7 +139,7 @@ static gboolean
 print_missed(const struct timer_record *t, void *data)
 {
 	struct due_walk *w = data;
-	char *due = when(t->due), *fired = when(t->ended);
+	char *due = report_time(t->due), *fired = report_time(t->ended);
 
 	fprintf(w->out, "%s  %-18s missed in %-20s (fired %s)\n", due,
 	    t->case_id, t->state, fired);

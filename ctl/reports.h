@@ -12,6 +12,8 @@
 #include "rules/rules.h"
 #include "store/store.h"
 
+/* T as local "YYYY-MM-DD HH:MM ZONE", "-" for 0; caller frees. */
+char *report_time(time_t t);
 /* Print PROC as DOT on OUT. */
 void report_graph(FILE *out, const struct procedure *proc);
 /* Pending deadlines and warnings, and deadlines missed since SINCE. */

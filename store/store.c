@@ -490,6 +490,23 @@ store_create_file(const char *path, GError **error)
 	return 0;
 }
 
+/*
+ * Cases hold complainants' mail: a store others may read or write is a
+ * leak or worse, so the daemon does not run on one.
+ */
+static int
+store_check_mode(const char *path, GError **error)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0 || (st.st_mode & 0007) == 0)
+		return 0;
+	g_set_error(error, ESC_ERROR, ESC_ERROR_STORE,
+	    "store: %s: open to all users (mode %04o); chmod o-rwx it",
+	    path, (unsigned)(st.st_mode & 07777));
+	return -1;
+}
+
 static int
 store_connect(struct store *store, const char *path, GError **error)
 {
@@ -599,7 +616,8 @@ store_open(const char *path, enum store_mode mode, GError **error)
 		    "store: SQLite was built without thread support");
 		return NULL;
 	}
-	if (mode == STORE_READWRITE && store_create_file(path, error) < 0)
+	if (mode == STORE_READWRITE && (store_create_file(path, error) < 0 ||
+	    store_check_mode(path, error) < 0))
 		return NULL;
 
 	store = g_new0(struct store, 1);
@@ -970,6 +988,51 @@ store_case_set_state(struct store *store, const char *case_id,
 	return ret;
 }
 
+/*
+ * Run statement ID, bound per TYPES, for at most one row: READ copies it
+ * into OUT. 1 found, 0 not, -1 failed (WHAT names the lookup).
+ */
+static int
+store_get_one(struct store *store, enum stmt_id id,
+    void (*read)(sqlite3_stmt *, void *), void *out, const char *what,
+    GError **error, const char *types, ...)
+{
+	sqlite3_stmt *stmt = store->stmts[id];
+	va_list ap;
+	int ret;
+	int rc;
+
+	if (store_enter(store, FALSE, error) < 0)
+		return -1;
+
+	va_start(ap, types);
+	rc = stmt_bindv(stmt, types, ap);
+	va_end(ap);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW && read != NULL)
+		read(stmt, out);
+	stmt_finish(stmt);
+
+	ret = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = store_fail(store, rc, error, "%s", what);
+	store_leave(store);
+	return ret;
+}
+
+static void
+read_text(sqlite3_stmt *stmt, void *out)
+{
+	*(char **)out = column_dup(stmt, 0);
+}
+
+static void
+read_timer(sqlite3_stmt *stmt, void *out)
+{
+	timer_from_row(stmt, out);
+}
+
 int
 store_case_save(struct store *store, const struct case_record *rec,
     GError **error)
@@ -1012,51 +1075,17 @@ int
 store_case_contact_get(struct store *store, const char *case_id,
     const char *name, char **address_r, GError **error)
 {
-	sqlite3_stmt *stmt = store->stmts[STMT_CONTACT_GET];
-	int ret;
-	int rc;
-
 	*address_r = NULL;
-	if (store_enter(store, FALSE, error) < 0)
-		return -1;
-
-	rc = stmt_bind(stmt, "ss", case_id, name);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		*address_r = column_dup(stmt, 0);
-	stmt_finish(stmt);
-
-	ret = rc == SQLITE_ROW;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = store_fail(store, rc, error, "get contact %s of case %s",
-		    name, case_id);
-	store_leave(store);
-	return ret;
+	return store_get_one(store, STMT_CONTACT_GET, read_text, address_r,
+	    "get a contact of a case", error, "ss", case_id, name);
 }
 
 int
 store_case_contact_is(struct store *store, const char *case_id,
     const char *address, GError **error)
 {
-	sqlite3_stmt *stmt = store->stmts[STMT_CONTACT_IS];
-	int ret;
-	int rc;
-
-	if (store_enter(store, FALSE, error) < 0)
-		return -1;
-
-	rc = stmt_bind(stmt, "ss", case_id, address);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	stmt_finish(stmt);
-
-	ret = rc == SQLITE_ROW;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = store_fail(store, rc, error, "look up contacts of case %s",
-		    case_id);
-	store_leave(store);
-	return ret;
+	return store_get_one(store, STMT_CONTACT_IS, NULL, NULL,
+	    "look up the contacts of a case", error, "ss", case_id, address);
 }
 
 /*
@@ -1107,26 +1136,9 @@ int
 store_timer_next_due(struct store *store, time_t now,
     struct timer_record *t_r, GError **error)
 {
-	sqlite3_stmt *stmt = store->stmts[STMT_TIMER_NEXT_DUE];
-	int ret;
-	int rc;
-
 	memset(t_r, 0, sizeof(*t_r));
-	if (store_enter(store, FALSE, error) < 0)
-		return -1;
-
-	rc = stmt_bind(stmt, "t", now);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		timer_from_row(stmt, t_r);
-	stmt_finish(stmt);
-
-	ret = rc == SQLITE_ROW;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = store_fail(store, rc, error, "find due timer");
-	store_leave(store);
-	return ret;
+	return store_get_one(store, STMT_TIMER_NEXT_DUE, read_timer, t_r,
+	    "find due timer", error, "t", now);
 }
 
 int
@@ -1400,6 +1412,7 @@ store_walk_bound(struct store *store, enum stmt_id id, row_visit_fn visit,
 
 	if (store_enter(store, FALSE, error) < 0)
 		return -1;
+	/* A callback restarting its own walk would reset it under us. */
 	if (sqlite3_stmt_busy(stmt)) {
 		store_leave(store);
 		g_set_error(error, ESC_ERROR, ESC_ERROR_FAILED,
@@ -1418,44 +1431,19 @@ store_walk_bound(struct store *store, enum stmt_id id, row_visit_fn visit,
 	stmt_finish(stmt);
 
 	if (rc != SQLITE_DONE)
-		store_fail(store, rc, error, "list");
+		store_fail(store, rc, error, "listing");
 	store_leave(store);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Walk a listing of one case (CASE_ID), or of all (NULL). */
 static int
 store_walk(struct store *store, enum stmt_id id, const char *case_id,
     row_visit_fn visit, void *walk, GError **error)
 {
-	sqlite3_stmt *stmt = store->stmts[id];
-	int rc = SQLITE_OK;
-
-	if (store_enter(store, FALSE, error) < 0)
-		return -1;
-
-	/* A callback restarting its own walk would reset it under us. */
-	if (sqlite3_stmt_busy(stmt)) {
-		store_leave(store);
-		g_set_error(error, ESC_ERROR, ESC_ERROR_FAILED,
-		    "BUG: store: listing started inside itself");
-		return -1;
-	}
-
-	if (case_id != NULL)
-		rc = stmt_bind(stmt, "s", case_id);
-	while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-		rc = sqlite3_step(stmt);
-		if (rc == SQLITE_ROW && !visit(stmt, walk))
-			rc = SQLITE_DONE;
-	}
-	stmt_finish(stmt);
-
-	if (rc != SQLITE_DONE)
-		store_fail(store, rc, error, "list %s%s",
-		    case_id == NULL ? "cases" : "case ",
-		    case_id == NULL ? "" : case_id);
-	store_leave(store);
-	return rc == SQLITE_DONE ? 0 : -1;
+	if (case_id == NULL)
+		return store_walk_bound(store, id, visit, walk, error, "");
+	return store_walk_bound(store, id, visit, walk, error, "s", case_id);
 }
 
 static gboolean

@@ -237,6 +237,21 @@ outbox_row(const char *case_id, struct outgoing *mail_r)
  * Schema.
  */
 
+START_TEST(test_store_open_to_all_users_is_refused)
+{
+	store_close(&store);
+	ck_assert_int_eq(chmod(db_path, 0644), 0);
+	store = store_open(db_path, STORE_READWRITE, &error);
+	ck_assert_ptr_null(store);
+	ck_assert_ptr_nonnull(error);
+	ck_assert_str_contains(error->message, "open to all users");
+	g_clear_error(&error);
+	ck_assert_int_eq(chmod(db_path, 0640), 0);
+	store = store_open(db_path, STORE_READWRITE, &error);
+	ck_assert_msg(store != NULL, "store_open: %s", ERROR_TEXT);
+}
+END_TEST
+
 START_TEST(test_open_creates_latest_schema_in_wal_mode)
 {
 	static const char *const tables[] = { "cases", "case_tickets",
@@ -1117,6 +1132,7 @@ store_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_open_creates_latest_schema_in_wal_mode);
+	tcase_add_test(tc, test_store_open_to_all_users_is_refused);
 	tcase_add_test(tc, test_reopen_keeps_data_and_does_not_migrate);
 	tcase_add_test(tc, test_newer_schema_is_refused);
 	tcase_add_test(tc, test_message_seen_after_record);
