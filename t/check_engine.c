@@ -594,7 +594,7 @@ START_TEST(database_file_without_write_permission_is_refused)
 			_exit(2);
 		ro = store_open(path, STORE_READWRITE, NULL);
 		store_close(&ro);
-		if (chmod(path, 0444) != 0)
+		if (chmod(path, 0440) != 0)
 			_exit(3);
 		ro = store_open(path, STORE_READWRITE, &error);
 		if (ro != NULL)
