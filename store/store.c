@@ -33,6 +33,9 @@ enum stmt_id {
 	STMT_BEGIN,
 	STMT_COMMIT,
 	STMT_ROLLBACK,
+	STMT_SAVEPOINT,
+	STMT_RELEASE,
+	STMT_ROLLBACK_TO,
 	STMT_MESSAGE_SEEN,
 	STMT_MESSAGE_RECORD,
 	STMT_CASE_BY_MESSAGE_ID,
@@ -87,6 +90,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_SAVEPOINT] = "SAVEPOINT member",
+	[STMT_RELEASE] = "RELEASE member",
+	[STMT_ROLLBACK_TO] = "ROLLBACK TO member",
 	[STMT_MESSAGE_SEEN] = "SELECT case_id FROM messages WHERE key = ?1",
 	[STMT_MESSAGE_RECORD] = "INSERT INTO messages (key, case_id, seen_at)"
 	    " VALUES (?1, ?2, ?3)",
@@ -188,13 +194,29 @@ static const char *const outgoing_states[] = {
 	[OUTGOING_FAILED] = "failed",
 };
 
+/* The members of one group commit and, once it is done, its outcome. */
+struct batch {
+	int members;		/* work done in it */
+	int refs;		/* members not yet told the outcome */
+	gboolean done, ok;
+	char *error;		/* why it failed */
+};
+
 struct store {
 	sqlite3 *db;
 	enum store_mode mode;
 	pthread_mutex_t lock;		/* recursive; see the top */
+	pthread_cond_t committed;	/* a batch is done */
 	gboolean in_transaction;	/* only read with the lock held */
+	gboolean member_active;		/* its holder is inside a member */
+	struct batch *batch;		/* the open one, with the lock */
+	gint waiting;			/* threads waiting in store_begin */
 	sqlite3_stmt *stmts[STMT_COUNT];
 };
+
+/* More members than this in one commit would make the first wait too
+ * long for its milter reply. */
+#define BATCH_MAX 32
 
 /*
  * Errors.
@@ -319,15 +341,15 @@ stmt_exec(sqlite3_stmt *stmt, const char *types, ...)
 
 /*
  * Locking. Every call holds the lock while it uses the connection; a
- * write also needs the transaction, and holding the lock with
- * in_transaction set means this thread is the one that began it.
+ * write also needs a member of the transaction (store_begin), and
+ * holding the lock with member_active set means this thread is it.
  */
 
 static int
 store_enter(struct store *store, gboolean write, GError **error)
 {
 	pthread_mutex_lock(&store->lock);
-	if (write && !store->in_transaction) {
+	if (write && !store->member_active) {
 		pthread_mutex_unlock(&store->lock);
 		g_set_error(error, ESC_ERROR, ESC_ERROR_FAILED,
 		    "BUG: store: write outside a transaction");
@@ -626,6 +648,7 @@ store_open(const char *path, enum store_mode mode, GError **error)
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&store->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
+	pthread_cond_init(&store->committed, NULL);
 
 	if (store_connect(store, path, error) < 0 ||
 	    store_configure(store, error) < 0 ||
@@ -647,13 +670,14 @@ store_close(struct store **storep)
 		return;
 
 	/* A transaction left open is a caller's bug; do not commit it. */
-	if (store->in_transaction)
+	if (store->member_active)
 		store_rollback(store);
 
 	for (int i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(store->stmts[i]);
 	sqlite3_close(store->db);
 	pthread_mutex_destroy(&store->lock);
+	pthread_cond_destroy(&store->committed);
 	g_free(store);
 	*storep = NULL;
 }
@@ -722,69 +746,169 @@ store_set_busy_timeout(struct store *store, int ms)
  * Transactions.
  */
 
+/*
+ * Group commit. Each store_begin() is a member: the first opens the
+ * transaction, each works inside a savepoint of its own. A member done
+ * while other threads wait to begin leaves the commit to them and
+ * waits; the last one commits for all (one fsync for many messages),
+ * and every member learns the outcome of that commit: a message is
+ * never acknowledged before the commit that holds it. An error that
+ * undoes the whole transaction fails every member of the batch.
+ */
+static struct batch *
+batch_join(struct store *store)
+{
+	if (store->batch == NULL)
+		store->batch = g_new0(struct batch, 1);
+	store->batch->refs++;
+	return store->batch;
+}
+
+static void
+batch_leave(struct batch *batch)
+{
+	if (--batch->refs > 0)
+		return;
+	g_free(batch->error);
+	g_free(batch);
+}
+
+/* Commit (or, if it is gone, fail) the batch for all its members. */
+static void
+batch_end(struct store *store, struct batch *batch)
+{
+	int rc = SQLITE_OK;
+
+	if (sqlite3_get_autocommit(store->db)) {
+		batch->error = g_strdup("store: the transaction was undone: "
+		    "an earlier error");
+		rc = SQLITE_ABORT;
+	} else if ((rc = stmt_exec(store->stmts[STMT_COMMIT], "")) !=
+	    SQLITE_OK) {
+		batch->error = g_strdup_printf("store: commit: %s",
+		    sqlite3_errmsg(store->db));
+		if (!sqlite3_get_autocommit(store->db))
+			stmt_exec(store->stmts[STMT_ROLLBACK], "");
+	}
+	batch->ok = rc == SQLITE_OK;
+	batch->done = TRUE;
+	store->batch = NULL;
+	store->in_transaction = FALSE;
+	pthread_cond_broadcast(&store->committed);
+}
+
+/* End this member's part: wait for others to commit, or commit. */
+static int
+member_end(struct store *store, GError **error)
+{
+	struct batch *batch = store->batch;
+	int ret = 0;
+
+	batch->members++;
+	store->member_active = FALSE;
+	if (!sqlite3_get_autocommit(store->db) &&
+	    g_atomic_int_get(&store->waiting) > 0 &&
+	    batch->members < BATCH_MAX) {
+		/* The lock is held once here: waiting lets it go. */
+		while (!batch->done)
+			pthread_cond_wait(&store->committed, &store->lock);
+	} else {
+		batch_end(store, batch);
+	}
+	if (!batch->ok) {
+		g_set_error(error, ESC_ERROR, ESC_ERROR_STORE, "%s",
+		    batch->error);
+		ret = -1;
+	}
+	batch_leave(batch);
+	pthread_mutex_unlock(&store->lock);
+	return ret;
+}
+
 int
 store_begin(struct store *store, GError **error)
 {
-	int rc;
+	int rc = SQLITE_OK;
 
 	/* Held from here until store_commit() or store_rollback(). */
+	g_atomic_int_inc(&store->waiting);
 	pthread_mutex_lock(&store->lock);
+	g_atomic_int_dec_and_test(&store->waiting);
 
-	if (store->mode == STORE_READONLY || store->in_transaction) {
-		g_set_error(error, ESC_ERROR, store->in_transaction ?
+	if (store->mode == STORE_READONLY || store->member_active) {
+		/* The lock is recursive: an active member is this thread. */
+		g_set_error(error, ESC_ERROR, store->member_active ?
 		    ESC_ERROR_FAILED : ESC_ERROR_STORE, "store: begin: %s",
-		    store->in_transaction ? "BUG: a transaction is open" :
+		    store->member_active ? "BUG: a transaction is open" :
 		    "store opened read-only");
 		pthread_mutex_unlock(&store->lock);
 		return -1;
 	}
-
-	rc = stmt_exec(store->stmts[STMT_BEGIN], "");
+	if (!store->in_transaction) {
+		rc = stmt_exec(store->stmts[STMT_BEGIN], "");
+		if (rc != SQLITE_OK) {
+			store_fail(store, rc, error, "begin");
+			pthread_mutex_unlock(&store->lock);
+			return -1;
+		}
+		store->in_transaction = TRUE;
+	}
+	batch_join(store);
+	rc = stmt_exec(store->stmts[STMT_SAVEPOINT], "");
 	if (rc != SQLITE_OK) {
+		/* Others may wait on this batch: end it for them. */
 		store_fail(store, rc, error, "begin");
-		pthread_mutex_unlock(&store->lock);
+		member_end(store, NULL);
 		return -1;
 	}
-	store->in_transaction = TRUE;
+	store->member_active = TRUE;
 	return 0;
-}
-
-/* End the transaction, whatever became of it, and let go of the lock
- * store_begin() took. The caller holds it once more for its call. */
-static void
-store_end(struct store *store)
-{
-	/* Some errors (a full disk, say) have already rolled it back. */
-	if (!sqlite3_get_autocommit(store->db))
-		stmt_exec(store->stmts[STMT_ROLLBACK], "");
-	store->in_transaction = FALSE;
-	pthread_mutex_unlock(&store->lock);
 }
 
 int
 store_commit(struct store *store, GError **error)
 {
-	int ret = 0;
 	int rc;
 
-	if (store_enter(store, TRUE, error) < 0)
+	pthread_mutex_lock(&store->lock);
+	if (!store->member_active) {
+		pthread_mutex_unlock(&store->lock);
+		g_set_error(error, ESC_ERROR, ESC_ERROR_FAILED,
+		    "BUG: store: write outside a transaction");
 		return -1;
+	}
+	pthread_mutex_unlock(&store->lock);	/* held by store_begin */
 
-	rc = stmt_exec(store->stmts[STMT_COMMIT], "");
-	if (rc != SQLITE_OK)
-		ret = store_fail(store, rc, error, "commit");
-	store_end(store);
-	store_leave(store);
-	return ret;
+	rc = stmt_exec(store->stmts[STMT_RELEASE], "");
+	if (rc != SQLITE_OK) {
+		GError *mine = NULL;
+
+		store_fail(store, rc, &mine, "commit");
+		if (!sqlite3_get_autocommit(store->db))
+			stmt_exec(store->stmts[STMT_ROLLBACK_TO], "");
+		member_end(store, NULL);
+		g_propagate_error(error, mine);
+		return -1;
+	}
+	return member_end(store, error);
 }
 
 void
 store_rollback(struct store *store)
 {
 	pthread_mutex_lock(&store->lock);
-	if (store->in_transaction)
-		store_end(store);
-	pthread_mutex_unlock(&store->lock);
+	if (!store->member_active) {
+		pthread_mutex_unlock(&store->lock);
+		return;
+	}
+	pthread_mutex_unlock(&store->lock);	/* held by store_begin */
+
+	/* Undo this member's part only; the others' stays to commit. */
+	if (!sqlite3_get_autocommit(store->db)) {
+		stmt_exec(store->stmts[STMT_ROLLBACK_TO], "");
+		stmt_exec(store->stmts[STMT_RELEASE], "");
+	}
+	member_end(store, NULL);
 }
 
 /*

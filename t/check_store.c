@@ -989,6 +989,61 @@ START_TEST(test_rollback_leaves_no_trace)
 }
 END_TEST
 
+/*
+ * Group commit: 8 threads each open 40 cases, one transaction per case,
+ * rolling every fifth back. Every committed case is there, no rolled
+ * back one is, and nobody waits forever for a commit.
+ */
+struct writer { struct store *store; int n; int failures; };
+
+static gpointer
+writer_run(gpointer data)
+{
+	struct writer *w = data;
+
+	for (int i = 0; i < 40; i++) {
+		struct case_record rec = { 0 };
+		char *id = g_strdup_printf("T%d-%d", w->n, i);
+		GError *err = NULL;
+
+		rec.id = id;
+		rec.procedure = "complaint";
+		rec.state = "open";
+		rec.opened = rec.updated = 1000;
+		if (store_begin(w->store, &err) < 0 ||
+		    store_case_create(w->store, &rec, &err) < 0)
+			w->failures++;
+		else if (i % 5 == 4)
+			store_rollback(w->store);
+		else if (store_commit(w->store, &err) < 0)
+			w->failures++;
+		g_clear_error(&err);
+		g_free(id);
+	}
+	return NULL;
+}
+
+START_TEST(test_group_commit_keeps_each_members_outcome)
+{
+	struct writer w[8];
+	GThread *threads[8];
+	int count = 0;
+
+	for (int i = 0; i < 8; i++) {
+		w[i] = (struct writer){ store, i, 0 };
+		threads[i] = g_thread_new("writer", writer_run, &w[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		g_thread_join(threads[i]);
+		EXPECT_INT(w[i].failures, 0);
+	}
+	OK(store_cases_each(store, count_case, &count, &error));
+	EXPECT_INT(count, 8 * 32);
+	EXPECT_INT(store_case_get(store, "T3-4", &(struct case_record){ 0 },
+	    &error), 0);
+}
+END_TEST
+
 START_TEST(test_write_outside_transaction_fails)
 {
 	EXPECT_FAIL(store_event_add(store, NULL, 100, "escalator", "x", NULL,
@@ -1151,6 +1206,7 @@ store_suite(void)
 	tcase_add_test(tc, test_threads_share_the_writer_in_turn);
 	tcase_add_test(tc, test_rollback_leaves_no_trace);
 	tcase_add_test(tc, test_write_outside_transaction_fails);
+	tcase_add_test(tc, test_group_commit_keeps_each_members_outcome);
 	tcase_add_test(tc, test_readonly_store_lists_but_cannot_begin);
 	tcase_add_test(tc, test_hostile_text_round_trips);
 	tcase_add_test(tc, test_sync_words_parse);
