@@ -398,7 +398,10 @@ engine_process(const struct rules *rules, struct store *store, time_t now,
 		out->kind = OUTCOME_NOT_WATCHED;
 		return 0;
 	}
+	/* Pattern matching needs no store: not under its lock. */
+	classify_message(rules, msg, env->sender, &run.cls);
 	if (store_begin(store, error) < 0) {
+		classification_clear(&run.cls);
 		outcome_clear(out);
 		return -1;
 	}
@@ -411,11 +414,11 @@ engine_process(const struct rules *rules, struct store *store, time_t now,
 		store_rollback(store);
 		log_info("%s: case=%s duplicate: message-id=<%s> seen before",
 		    run.qid, seen_case ? seen_case : "none", key);
+		classification_clear(&run.cls);
 		g_free(key);
 		return 0;
 	}
 
-	classify_message(rules, msg, env->sender, &run.cls);
 	fill_outcome(&run, proc);
 	if (rc == 0)
 		rc = decide(&run, proc, error);
