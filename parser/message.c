@@ -754,7 +754,7 @@ bounce_read(struct message *m, GMimeObject *top, const char *body)
  * Date is left out: an MTA adds one to mail that has none, differently
  * at each delivery, which would make every copy look new.
  */
-static char *
+char *
 message_digest(const struct message *m)
 {
 	GChecksum *checksum = g_checksum_new(G_CHECKSUM_SHA256);
@@ -804,7 +804,6 @@ message_parse(const char *data, size_t len)
 		bounce_read(m, top, m->body);
 		g_object_unref(mime);
 	}
-	m->digest = message_digest(m);
 	if (walk.limits->len > 0) {
 		g_ptr_array_add(walk.limits, NULL);
 		m->limits = g_strjoinv("; ", (char **)walk.limits->pdata);
@@ -836,7 +835,6 @@ message_free(struct message **message)
 	g_free(m->body);
 	g_free(m->report_type);
 	g_free(m->returned_id);
-	g_free(m->digest);
 	g_free(m->limits);
 	g_free(m);
 	*message = NULL;

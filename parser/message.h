@@ -53,7 +53,6 @@ struct message {
 	char *returned_id;	/* in a DSN, or a bounce from a mailer
 				 * daemon in another form: the Message-ID
 				 * of the returned mail; NULL if none */
-	char *digest;		/* hex SHA-256 of from, subject and body */
 	char *limits;		/* limits hit while reading, "; "-joined, or
 				 * NULL: what was left out, for the log */
 };
@@ -72,6 +71,13 @@ void message_free(struct message **message);
  * X-Auto-Response-Suppress is not looked at: it asks us not to be
  * answered, it does not say the mail is automatic.
  */
+/*
+ * Hex SHA-256 of M's From, subject and body text: what tells two copies
+ * of a message without a usable Message-ID apart. Computed on demand,
+ * as most mail does not need it; the caller frees it.
+ */
+char *message_digest(const struct message *m);
+
 const char *message_automatic(const struct message *m,
     const char *envelope_from);
 

@@ -63,13 +63,17 @@ id_made_by_mta(const char *message_id, const char *queue_id)
 static char *
 dedupe_key(const struct message *msg, const struct envelope *env)
 {
-	char *uuid, *key;
+	char *uuid, *digest, *key;
 
 	if (msg->message_id != NULL && *msg->message_id != '\0' &&
 	    !id_made_by_mta(msg->message_id, env->queue_id))
 		return g_strdup(msg->message_id);
-	if (msg->from != NULL || *msg->subject != '\0' || *msg->body != '\0')
-		return g_strconcat("digest:", msg->digest, NULL);
+	if (msg->from != NULL || *msg->subject != '\0' || *msg->body != '\0') {
+		digest = message_digest(msg);
+		key = g_strconcat("digest:", digest, NULL);
+		g_free(digest);
+		return key;
+	}
 	uuid = g_uuid_string_random();
 	key = g_strconcat("unidentified:", uuid, NULL);
 	g_free(uuid);
