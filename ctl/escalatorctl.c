@@ -25,6 +25,7 @@
 
 #include "common/clock.h"
 #include "ctl/reports.h"
+#include "templates/template.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -62,7 +63,10 @@ usage(int code)
 	    "                                 per procedure (dates YYYY-MM-DD;\n"
 	    "                                 default: the last 30 days)\n"
 	    "  backup FILE                    copy the database into a new "
-	    "FILE\n");
+	    "FILE\n"
+	    "  render TEMPLATE [NAME=VALUE]...\n"
+	    "                                 preview a template with sample "
+	    "values\n");
 	exit(code);
 }
 
@@ -490,6 +494,63 @@ cmd_report(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+/* Values a preview shows where the admin gives none. */
+static const char *const sample_values[][2] = {
+	{ "case_id", "ESC-2026-000042" }, { "procedure", "complaint" },
+	{ "state", "escalated" }, { "previous_state", "open" },
+	{ "tickets", "123456, 2024-0042" },
+	{ "subject", "Transfer of example.com stuck" },
+	{ "complainant", "olaf@example.com" }, { "owner", "" },
+	{ "assignee", "rz-liaison@example.org" }, { "function", "root-zone" },
+	{ "linked_case", "" }, { "deadline", "Tue 2026-12-08 16:00 CET" },
+	{ "sender", "olaf@example.com" }, { "name", "Olaf Peters" },
+	{ "command", "" }, { "command_text", "" },
+	{ "text", "The transfer has been pending for three weeks." },
+	{ "reason", "" },
+};
+
+/*
+ * Print TEMPLATE (a name in the template folder) rendered with sample
+ * values, each replaced by a NAME=VALUE argument; so an admin sees an
+ * edit before a reload.
+ */
+static int
+cmd_render(struct ctl *ctl, int argc, char **argv)
+{
+	GHashTable *vars = g_hash_table_new_full(g_str_hash, g_str_equal,
+	    g_free, g_free);
+	char *file = g_strconcat(argv[1], ".txt", NULL);
+	char *path = g_build_filename(ctl->config->templates, file, NULL);
+	GError *error = NULL;
+	struct template *tpl = template_load(path, &error);
+	char *subject, *body;
+
+	g_free(file);
+	g_free(path);
+	if (tpl == NULL) {
+		g_hash_table_unref(vars);
+		return report("render", error, EX_DATAERR);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(sample_values); i++)
+		g_hash_table_insert(vars, g_strdup(sample_values[i][0]),
+		    g_strdup(sample_values[i][1]));
+	for (int i = 2; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+
+		if (eq == NULL || eq == argv[i])
+			usage(EX_USAGE);
+		g_hash_table_insert(vars, g_strndup(argv[i], (gsize)(eq -
+		    argv[i])), g_strdup(eq + 1));
+	}
+	template_render(tpl, vars, &subject, &body);
+	printf("Subject: %s\n\n%s", subject, body);
+	g_free(subject);
+	g_free(body);
+	template_free(&tpl);
+	g_hash_table_unref(vars);
+	return EX_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -535,6 +596,8 @@ main(int argc, char **argv)
 		rc = cmd_report(&ctl, argc, argv);
 	else if (strcmp(argv[0], "backup") == 0 && argc == 2)
 		rc = cmd_backup(&ctl, argv[1]);
+	else if (strcmp(argv[0], "render") == 0 && argc >= 2)
+		rc = cmd_render(&ctl, argc, argv);
 	else
 		usage(EX_USAGE);
 	config_free(&ctl.config);

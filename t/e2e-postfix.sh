@@ -491,6 +491,9 @@ dkim=pass header.d=example.org" "From: Liaison <pp-liaison@example.org>" \
 	out=$(esc_ctl "$dir" "$ESCALATORCTL" report)
 	grep -q '^complaint' <<<"$out"
 	ok $? "walk: escalatorctl report counts complaints"
+	out=$(esc_ctl "$dir" "$ESCALATORCTL" render complaint-ack name=Tess)
+	grep -q '^Dear Tess,' <<<"$out"
+	ok $? "walk: escalatorctl render previews a template"
 }
 
 # cmd FROM CASE WORDS [BODY]: FROM replies on CASE with WORDS after the
