@@ -17,6 +17,8 @@
 
 #include <libmilter/mfapi.h>
 
+#include "milter/request.h"
+
 static int accept_at_data;
 
 /* The no-reply steps agreed, kept in the private pointer. */
@@ -32,24 +34,20 @@ stage_reply(SMFICTX *ctx, unsigned long nr_flag)
 	return (noreply_of(ctx) & nr_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
-/* The same request as escalatord's on_negotiate. */
+/* The same request as escalatord's (milter/request.h). */
 static sfsistat
 on_negotiate(SMFICTX *ctx, unsigned long actions, unsigned long steps,
     unsigned long unused2, unsigned long unused3, unsigned long *actions_r,
     unsigned long *steps_r, unsigned long *unused2_r,
     unsigned long *unused3_r)
 {
-	unsigned long skip = SMFIP_NOCONNECT | SMFIP_NOHELO |
-	    SMFIP_NOUNKNOWN | SMFIP_NOEOH;
-	unsigned long noreply = SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR;
-
 	(void)unused2;
 	(void)unused3;
-	*actions_r = actions & (SMFIF_ADDHDRS | SMFIF_CHGHDRS);
-	*steps_r = steps & (skip | noreply | SMFIP_HDR_LEADSPC | SMFIP_SKIP);
+	*actions_r = actions & REQUEST_ACTIONS;
+	*steps_r = steps & REQUEST_STEPS;
 	*unused2_r = 0;
 	*unused3_r = 0;
-	smfi_setpriv(ctx, (void *)(uintptr_t)(*steps_r & noreply));
+	smfi_setpriv(ctx, (void *)(uintptr_t)(*steps_r & REQUEST_NOREPLY));
 	return SMFIS_CONTINUE;
 }
 
@@ -115,7 +113,7 @@ on_close(SMFICTX *ctx)
 static struct smfiDesc filter = {
 	.xxfi_name = "nullmilter",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+	.xxfi_flags = REQUEST_ACTIONS,
 	.xxfi_envfrom = on_envfrom,
 	.xxfi_envrcpt = on_envrcpt,
 	.xxfi_header = on_header,

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/text.h"
 #include "milter/callbacks.h"
+#include "milter/request.h"
 #include "parser/message.h"
 #include "rules/engine.h"
 
@@ -150,19 +151,15 @@ on_negotiate(SMFICTX *ctx, unsigned long actions, unsigned long steps,
     unsigned long *steps_r, unsigned long *unused2_r,
     unsigned long *unused3_r)
 {
-	/* Not needed: connect, HELO, unknown commands, end of headers. */
-	unsigned long skip = SMFIP_NOCONNECT | SMFIP_NOHELO |
-	    SMFIP_NOUNKNOWN | SMFIP_NOEOH;
-	unsigned long noreply = SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR;
 	struct connection *conn = g_new0(struct connection, 1);
 
 	(void)unused2;
 	(void)unused3;
-	*actions_r = actions & (SMFIF_ADDHDRS | SMFIF_CHGHDRS);
-	*steps_r = steps & (skip | noreply | SMFIP_HDR_LEADSPC | SMFIP_SKIP);
+	*actions_r = actions & REQUEST_ACTIONS;
+	*steps_r = steps & REQUEST_STEPS;
 	*unused2_r = 0;
 	*unused3_r = 0;
-	conn->noreply = *steps_r & noreply;
+	conn->noreply = *steps_r & REQUEST_NOREPLY;
 	conn->can_skip = (*steps_r & SMFIP_SKIP) != 0;
 	conn->leading_space = (*steps_r & SMFIP_HDR_LEADSPC) != 0;
 	g_free(smfi_getpriv(ctx));
@@ -394,7 +391,7 @@ on_close(SMFICTX *ctx)
 static struct smfiDesc filter = {
 	.xxfi_name = "escalatord",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+	.xxfi_flags = REQUEST_ACTIONS,
 	.xxfi_envfrom = on_envfrom,
 	.xxfi_envrcpt = on_envrcpt,
 	.xxfi_header = on_header,
