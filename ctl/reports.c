@@ -7,11 +7,6 @@
 
 #include "ctl/reports.h"
 
-static const char *const trigger_words[] = { "opened", "message",
-	"command", "deadline", "warning" };
-static const char *const condition_words[] = { "", "tickets",
-	"no tickets", "chain has a next step", "chain at its end" };
-
 static char *
 duration_text(const struct duration *d)
 {
@@ -41,11 +36,11 @@ static char *
 edge_label(const struct transition *t)
 {
 	GString *label = g_string_new(t->on == TRIGGER_COMMAND ? t->command :
-	    trigger_words[t->on]);
+	    trigger_word(t->on));
 
 	if (t->when != IF_ALWAYS)
 		g_string_append_printf(label, "\\nif %s",
-		    condition_words[t->when]);
+		    condition_word(t->when));
 	if (t->by != NULL) {
 		char *by = g_strjoinv(", ", t->by);
 		g_string_append_printf(label, "\\nby %s", by);

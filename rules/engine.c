@@ -99,19 +99,14 @@ static int
 is_party(struct run *run, const struct case_record *rec, GError **error)
 {
 	const char *from = run->msg->from ? run->msg->from : run->env->sender;
-	const struct rules *r = run->rules;
 
 	if (from == NULL)
 		return 0;
 	if ((rec->complainant && g_ascii_strcasecmp(from,
 	    rec->complainant) == 0) || (rec->owner &&
-	    g_ascii_strcasecmp(from, rec->owner) == 0))
+	    g_ascii_strcasecmp(from, rec->owner) == 0) ||
+	    rules_is_staff(run->rules, from))
 		return 1;
-	for (guint i = 0; i < r->roles->len; i++)
-		for (char **a = ((struct role *)r->roles->pdata[i])->addresses;
-		    *a; a++)
-			if (g_ascii_strcasecmp(*a, from) == 0)
-				return 1;
 	return store_case_contact_is(run->store, rec->id, from, error);
 }
 

@@ -409,10 +409,23 @@ load_states(struct loader *ld, struct procedure *proc, struct fy_node *map)
 	}
 }
 
+/* In the order of enum trigger and enum condition. */
 static const char *const trigger_words[] = { "opened", "message",
 	"command", "deadline", "warning", NULL };
 static const char *const condition_words[] = { "always", "tickets",
 	"no-tickets", "chain-next", "chain-end", NULL };
+
+const char *
+trigger_word(enum trigger on)
+{
+	return trigger_words[on];
+}
+
+const char *
+condition_word(enum condition when)
+{
+	return condition_words[when];
+}
 static const char *const move_words[] = { "no", "next", "first", NULL };
 
 /* Index of WORD in WORDS, or -1 (reported at NODE) if not there. */
@@ -702,15 +715,14 @@ check_transition(struct loader *ld, const struct procedure *proc,
 		    t->remember);
 }
 
-/* Does T leave from state ST? */
-static gboolean
-leaves_from(const struct transition *t, const struct state *st)
+gboolean
+transition_leaves(const struct transition *t, const struct state *st)
 {
 	if (t->on == TRIGGER_OPENED)
 		return FALSE;
 	if (t->from == NULL)
-		return !st->final;
-	for (char **s = t->from; *s; s++)
+		return st == NULL || !st->final;
+	for (char **s = t->from; st != NULL && *s; s++)
 		if (strcmp(*s, st->name) == 0)
 			return TRUE;
 	return FALSE;
@@ -740,7 +752,7 @@ reachable_states(const struct procedure *proc)
 			for (guint j = 0; j < proc->transitions->len; j++) {
 				const struct transition *t =
 				    proc->transitions->pdata[j];
-				if (t->to && leaves_from(t, st) &&
+				if (t->to && transition_leaves(t, st) &&
 				    g_hash_table_add(seen, t->to))
 					grew = TRUE;
 			}
@@ -770,7 +782,7 @@ states_with_an_end(const struct procedure *proc)
 			for (guint j = 0; j < proc->transitions->len; j++) {
 				const struct transition *t =
 				    proc->transitions->pdata[j];
-				if (t->to && leaves_from(t, st) &&
+				if (t->to && transition_leaves(t, st) &&
 				    g_hash_table_contains(ends, t->to)) {
 					grew = g_hash_table_add(ends,
 					    st->name);
@@ -788,7 +800,7 @@ has_trigger_from(const struct procedure *proc, const struct state *st,
 {
 	for (guint j = 0; j < proc->transitions->len; j++) {
 		const struct transition *t = proc->transitions->pdata[j];
-		if (t->on == on && leaves_from(t, st))
+		if (t->on == on && transition_leaves(t, st))
 			return TRUE;
 	}
 	return FALSE;
@@ -872,6 +884,25 @@ rules_role(const struct rules *rules, const char *name)
 			return role;
 	}
 	return NULL;
+}
+
+gboolean
+address_in(char **list, const char *address)
+{
+	for (; list != NULL && address != NULL && *list; list++)
+		if (g_ascii_strcasecmp(*list, address) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+gboolean
+rules_is_staff(const struct rules *rules, const char *address)
+{
+	for (guint i = 0; i < rules->roles->len; i++)
+		if (address_in(((struct role *)rules->roles->pdata[i])->
+		    addresses, address))
+			return TRUE;
+	return FALSE;
 }
 
 const struct state *

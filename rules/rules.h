@@ -192,6 +192,16 @@ const struct mailbox *rules_mailbox(const struct rules *rules,
 const struct procedure *rules_procedure(const struct rules *rules,
     const char *name);
 const struct role *rules_role(const struct rules *rules, const char *name);
+/* Does a role of RULES hold ADDRESS (any case), i.e. is it staff? */
+gboolean rules_is_staff(const struct rules *rules, const char *address);
+/* Is ADDRESS (any case) in the NULL-terminated LIST (may be NULL)? */
+gboolean address_in(char **list, const char *address);
+/* Does T leave from ST (NULL: no state yet)? Never for "on: opened". */
+gboolean transition_leaves(const struct transition *t,
+    const struct state *st);
+/* The words of the rules file: "deadline", "chain-next", ... */
+const char *trigger_word(enum trigger on);
+const char *condition_word(enum condition when);
 const struct state *procedure_state(const struct procedure *proc,
     const char *name);
 /* The function whose patterns match TEXT first, else the default. */

@@ -32,15 +32,6 @@ same_address(const char *a, const char *b)
 	return a != NULL && b != NULL && g_ascii_strcasecmp(a, b) == 0;
 }
 
-static gboolean
-in_addresses(char **list, const char *address)
-{
-	for (; list && *list; list++)
-		if (same_address(*list, address))
-			return TRUE;
-	return FALSE;
-}
-
 /* The step of the chain the case is at, or NULL before the first. */
 static const struct chain_step *
 current_step(const struct move *mv)
@@ -108,12 +99,8 @@ sender_is(const struct move *mv, const char *who)
 		return same_address(sender, mv->rec.complainant);
 	if (strcmp(who, "owner") == 0)
 		return same_address(sender, mv->rec.owner);
-	if (strcmp(who, "staff") == 0) {
-		for (guint i = 0; i < r->roles->len && !found; i++)
-			found = in_addresses(((struct role *)
-			    r->roles->pdata[i])->addresses, sender);
-		return found;
-	}
+	if (strcmp(who, "staff") == 0)
+		return rules_is_staff(r, sender);
 	if (strcmp(who, "assignee") == 0) {
 		GPtrArray *list = g_ptr_array_new_with_free_func(g_free);
 
@@ -124,7 +111,7 @@ sender_is(const struct move *mv, const char *who)
 		return found;
 	}
 	role = rules_role(r, who);
-	return role != NULL && in_addresses(role->addresses, sender);
+	return role != NULL && address_in(role->addresses, sender);
 }
 
 /*
@@ -145,10 +132,10 @@ sender_proven(const struct move *mv)
 	for (guint i = 0; i < r->roles->len; i++) {
 		const struct role *role = r->roles->pdata[i];
 
-		if (!in_addresses(role->addresses, a->sender))
+		if (!address_in(role->addresses, a->sender))
 			continue;
 		if ((role->auth & AUTH_SMTP) && a->auth_user != NULL &&
-		    in_addresses(role->logins, a->auth_user))
+		    address_in(role->logins, a->auth_user))
 			return TRUE;
 		if ((role->auth & AUTH_DKIM) && a->dkim_pass)
 			return TRUE;
@@ -219,17 +206,6 @@ condition_holds(struct move *mv, enum condition when, gboolean *holds_r,
 	return 0;
 }
 
-static gboolean
-leaves_from(const struct transition *t, const struct state *st)
-{
-	if (t->from == NULL)
-		return st == NULL || !st->final;
-	for (char **s = t->from; *s; s++)
-		if (st != NULL && strcmp(*s, st->name) == 0)
-			return TRUE;
-	return FALSE;
-}
-
 /*
  * The transition to apply for trigger ON (and COMMAND), or NULL with
  * *WHY_R saying why a command cannot be taken (NULL if nothing fits a
@@ -253,7 +229,7 @@ choose(struct move *mv, enum trigger on, const char *command,
 		    g_ascii_strcasecmp(t->command, command) != 0))
 			continue;
 		known = TRUE;
-		if (on != TRIGGER_OPENED && !leaves_from(t, st))
+		if (on != TRIGGER_OPENED && !transition_leaves(t, st))
 			continue;
 		in_state = TRUE;
 		switch (sender_may(mv, t)) {
@@ -517,16 +493,6 @@ is_internal(const struct rules *rules, const char *address)
 	return FALSE;
 }
 
-static gboolean
-is_staff(const struct rules *rules, const char *address)
-{
-	for (guint i = 0; i < rules->roles->len; i++)
-		if (in_addresses(((struct role *)rules->roles->pdata[i])->
-		    addresses, address))
-			return TRUE;
-	return FALSE;
-}
-
 /*
  * Why no mail may go to the party RCPT (the sender or the complainant,
  * who are outside the operator), "" if it may, NULL on a store error:
@@ -544,7 +510,7 @@ party_refusal(struct move *mv, const char *rcpt, const char *kind,
 		return "no reply address";
 	if (to_sender && a->no_reply != NULL)
 		return a->no_reply;
-	if (is_internal(a->rules, rcpt) && !is_staff(a->rules, rcpt))
+	if (is_internal(a->rules, rcpt) && !rules_is_staff(a->rules, rcpt))
 		return "internal sender";
 	if (store_outbox_count_to(a->store, rcpt,
 	    a->now - a->rules->ack_window, &sent, error) < 0)
@@ -762,10 +728,7 @@ send_all(struct move *mv, const struct transition *t, const char *previous,
 static const char *
 trigger_name(const struct transition *t)
 {
-	static const char *const names[] = { "opened", "message", "command",
-		"deadline", "warning" };
-
-	return t->on == TRIGGER_COMMAND ? t->command : names[t->on];
+	return t->on == TRIGGER_COMMAND ? t->command : trigger_word(t->on);
 }
 
 static int open_linked(struct move *mv, const char *procedure,
