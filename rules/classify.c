@@ -258,6 +258,7 @@ classify_message(const struct rules *rules, const struct message *msg,
 	if (find_tickets_in(rules, out, out->subject))
 		find_tickets_in(rules, out, msg->body);
 	find_automatic(msg, envelope_from, out);
+	out->function = rules_function_for(rules, out->subject, msg->body);
 
 	out->answers_us = id_is_ours(rules, msg->in_reply_to);
 	for (char **ref = msg->references; *ref != NULL; ref++)

@@ -31,6 +31,8 @@ struct classification {
 	enum automatic automatic;
 	const char *automatic_why;	/* static text, or NULL */
 	gboolean answers_us;	/* In-Reply-To/References in our domain */
+	const struct function *function;	/* its subject and text
+						 * concern, for a new case */
 	GPtrArray *warnings;	/* char *: match budgets hit, by rule */
 };
 

@@ -191,6 +191,7 @@ act_init(struct run *run, struct act *act, char *sender, char *text)
 	act->sender_name = run->msg->from_name;
 	act->text = text;
 	act->msg = run->msg;
+	act->function = run->cls.function;
 	act->auth_user = run->env->auth_user;
 	act->recipients = run->env->recipients;
 	if (run->cls.automatic == AUTO_NONE) {

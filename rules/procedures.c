@@ -917,8 +917,10 @@ procedure_state(const struct procedure *proc, const char *name)
 }
 
 const struct function *
-rules_function_for(const struct rules *rules, const char *text, size_t len)
+rules_function_for(const struct rules *rules, const char *subject,
+    const char *body)
 {
+	const char *texts[] = { subject ? subject : "", body ? body : "" };
 	size_t start, end;
 
 	for (guint i = 0; i < rules->functions->len; i++) {
@@ -926,9 +928,11 @@ rules_function_for(const struct rules *rules, const char *text, size_t len)
 
 		/* A budget overrun counts as no match: the default holds. */
 		for (guint j = 0; j < fn->patterns->len; j++)
-			if (pattern_find(rules, fn->patterns->pdata[j], text,
-			    len, 0, 0, &start, &end, NULL) == 1)
-				return fn;
+			for (int t = 0; t < 2; t++)
+				if (pattern_find(rules, fn->patterns->pdata[j],
+				    texts[t], strlen(texts[t]), 0, 0, &start,
+				    &end, NULL) == 1)
+					return fn;
 	}
 	return rules->default_function;
 }

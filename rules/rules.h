@@ -204,9 +204,10 @@ const char *trigger_word(enum trigger on);
 const char *condition_word(enum condition when);
 const struct state *procedure_state(const struct procedure *proc,
     const char *name);
-/* The function whose patterns match TEXT first, else the default. */
+/* The function with the first pattern that matches SUBJECT or BODY,
+ * else the default (NULL without functions). */
 const struct function *rules_function_for(const struct rules *rules,
-    const char *text, size_t len);
+    const char *subject, const char *body);
 /* The case id for sequence number SEQ in YEAR, per the format. */
 char *procedure_case_id(const struct procedure *proc, int year,
     gint64 seq);

@@ -916,22 +916,6 @@ next_number(struct act *act, const struct procedure *proc, int year,
 	return seq;
 }
 
-static char *
-choose_function(struct act *act)
-{
-	const struct message *msg = act->msg;
-	const struct function *fn;
-	char *text;
-
-	if (act->rules->functions->len == 0)
-		return NULL;
-	text = g_strconcat(msg && msg->subject ? msg->subject : "", "\n",
-	    msg && msg->body ? msg->body : "", NULL);
-	fn = rules_function_for(act->rules, text, strlen(text));
-	g_free(text);
-	return fn ? g_strdup(fn->name) : NULL;
-}
-
 int
 workflow_open(struct act *act, const struct procedure *proc,
     const char *complainant, const char *subject, const char *linked,
@@ -954,7 +938,8 @@ workflow_open(struct act *act, const struct procedure *proc,
 	mv.rec.subject = g_strdup(subject);
 	mv.rec.opened = mv.rec.updated = act->now;
 	mv.rec.linked_case = g_strdup(linked);
-	mv.rec.function = choose_function(act);
+	mv.rec.function = act->function ? g_strdup(act->function->name) :
+	    NULL;
 	*case_id_r = g_strdup(mv.rec.id);
 
 	rc = store_case_create(act->store, &mv.rec, error);

@@ -38,6 +38,7 @@ struct act {
 	const char *unknown_command;	/* a word that looks like one */
 	const char *text;	/* the message's own words, or NULL */
 	const struct message *msg;	/* the message, or NULL */
+	const struct function *function;	/* a new case concerns */
 	const char *auth_user;	/* SMTP AUTH login, or NULL */
 	char **recipients;	/* envelope recipients, or NULL */
 	/* No mail to the sender: automatic mail, or a sender that could
