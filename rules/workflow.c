@@ -816,8 +816,6 @@ apply(struct move *mv, const struct transition *t, GError **error)
 	if (rc == 0 && t->remember != NULL)
 		rc = remember_contact(mv, t->remember, error);
 	if (rc == 0)
-		rc = store_case_save(a->store, &mv->rec, error);
-	if (rc == 0)
 		rc = send_all(mv, t, previous, error);
 	if (rc == 0 && t->open != NULL)
 		rc = open_linked(mv, t->open, error);
