@@ -1152,6 +1152,18 @@ read_text(sqlite3_stmt *stmt, void *out)
 }
 
 static void
+read_int(sqlite3_stmt *stmt, void *out)
+{
+	*(int *)out = sqlite3_column_int(stmt, 0);
+}
+
+static void
+read_time(sqlite3_stmt *stmt, void *out)
+{
+	*(time_t *)out = column_time(stmt, 0);
+}
+
+static void
 read_timer(sqlite3_stmt *stmt, void *out)
 {
 	timer_from_row(stmt, out);
@@ -1268,24 +1280,13 @@ store_timer_next_due(struct store *store, time_t now,
 int
 store_timer_earliest(struct store *store, time_t *due_r, GError **error)
 {
-	sqlite3_stmt *stmt = store->stmts[STMT_TIMER_EARLIEST];
-	int ret = 0;
 	int rc;
 
+	/* min() gives one row, NULL (read as 0) when there is no timer. */
 	*due_r = 0;
-	if (store_enter(store, FALSE, error) < 0)
-		return -1;
-
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
-		*due_r = column_time(stmt, 0);
-		ret = 1;
-	}
-	stmt_finish(stmt);
-	if (rc != SQLITE_ROW)
-		ret = store_fail(store, rc, error, "find next timer");
-	store_leave(store);
-	return ret;
+	rc = store_get_one(store, STMT_TIMER_EARLIEST, read_time, due_r,
+	    "find next timer", error, "");
+	return rc < 0 ? -1 : *due_r != 0;
 }
 
 int
@@ -1364,48 +1365,20 @@ int
 store_outbox_count_to(struct store *store, const char *recipient,
     time_t since, int *count_r, GError **error)
 {
-	sqlite3_stmt *stmt = store->stmts[STMT_OUTBOX_COUNT_TO];
-	int ret = 0;
-	int rc;
-
-	if (store_enter(store, FALSE, error) < 0)
-		return -1;
-
-	rc = stmt_bind(stmt, "st", recipient, since);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		*count_r = sqlite3_column_int(stmt, 0);
-	stmt_finish(stmt);
-	if (rc != SQLITE_ROW)
-		ret = store_fail_text(store, rc, error, "count mail to",
-		    recipient);
-	store_leave(store);
-	return ret;
+	*count_r = 0;
+	return store_get_one(store, STMT_OUTBOX_COUNT_TO, read_int, count_r,
+	    "count mail to a recipient", error, "st", recipient, since) < 0 ?
+	    -1 : 0;
 }
 
 int
 store_outbox_count_case(struct store *store, const char *case_id,
     const char *kind, time_t since, int *count_r, GError **error)
 {
-	sqlite3_stmt *stmt = store->stmts[STMT_OUTBOX_COUNT_CASE];
-	int ret = 0;
-	int rc;
-
-	if (store_enter(store, FALSE, error) < 0)
-		return -1;
-
-	rc = stmt_bind(stmt, "sts", case_id, since, kind);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		*count_r = sqlite3_column_int(stmt, 0);
-	stmt_finish(stmt);
-	if (rc != SQLITE_ROW)
-		ret = store_fail(store, rc, error, "count mail of case %s",
-		    case_id);
-	store_leave(store);
-	return ret;
+	*count_r = 0;
+	return store_get_one(store, STMT_OUTBOX_COUNT_CASE, read_int, count_r,
+	    "count mail of a case", error, "sts", case_id, since, kind) < 0 ?
+	    -1 : 0;
 }
 
 int
