@@ -364,7 +364,7 @@ cmd_outbox(struct ctl *ctl, int argc, char **argv)
 		target = send_target_parse(ctl->config->send, &error);
 		if (target == NULL)
 			rc = report("send", error, EX_CONFIG);
-		else if ((count = outbox_run(store, target, clock_now(),
+		else if ((count = outbox_run(store, target, clock_now(), NULL,
 		    &error)) < 0)
 			rc = report("outbox", error, EX_UNAVAILABLE);
 		else

@@ -43,6 +43,18 @@ static struct {
 	gboolean woken, timer_woken, stopping;
 } w;
 
+/* Asked by the outbox between mails: a stop ends the pass early. */
+static gboolean
+outbox_keep_going(void)
+{
+	gboolean stopping;
+
+	g_mutex_lock(&w.lock);
+	stopping = w.stopping;
+	g_mutex_unlock(&w.lock);
+	return !stopping;
+}
+
 static void *
 outbox_loop(void *unused)
 {
@@ -54,7 +66,8 @@ outbox_loop(void *unused)
 
 		w.woken = FALSE;
 		g_mutex_unlock(&w.lock);
-		if (outbox_run(w.store, w.target, clock_now(), &error) < 0) {
+		if (outbox_run(w.store, w.target, clock_now(),
+		    outbox_keep_going, &error) < 0) {
 			log_err("outbox: %s", error->message);
 			g_error_free(error);
 		}

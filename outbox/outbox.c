@@ -1,16 +1,21 @@
 /*
- * outbox.c: one pass over the outbox. Each due row is read, composed and
- * handed to the MTA with no transaction open (a send may take
- * SEND_TIMEOUT seconds, and the milter must not wait on the store for
- * it), then marked sent or kept for a retry in the short transaction
- * that also claims the next row: one commit per mail, not two.
+ * outbox.c: one pass over the outbox. Due rows are claimed a batch at a
+ * time in one short transaction, composed and handed to the MTA over
+ * one session with no transaction open (a send may take SEND_TIMEOUT
+ * seconds, and the milter must not wait on the store for it), then
+ * marked sent or kept for a retry in the transaction that also claims
+ * the next batch: one commit per batch, and one SMTP connection per
+ * pass, since both cost more than composing a mail.
  *
- * Limits: rows are tried one at a time, oldest first; a pass tries each
- * row at most once, so a store that fails to move a row cannot make it
- * spin. A mail the MTA took but the store could not mark is sent again
- * on a later pass: a duplicate is better than a loss. Every decision is
- * one log line with the case id; the MTA's words are capped and made
- * printable before they reach the log or the store.
+ * Limits: a pass tries each row at most once, so a store that fails to
+ * move a row cannot make it spin. A mail the MTA took but the store
+ * could not mark (the daemon killed between the two) is sent again on
+ * a later pass: a duplicate is better than a loss, and at most one
+ * batch can be sent twice. A batch stops early when the pass is told
+ * to stop or when its claim is close to running out; the rows it did
+ * not try are given back. Every decision is one log line with the case
+ * id; the MTA's words are capped and made printable before they reach
+ * the log or the store.
  */
 #include <string.h>
 
@@ -19,6 +24,12 @@
 #include "common/text.h"
 #include "outbox/compose.h"
 #include "outbox/outbox.h"
+
+/* Rows claimed in one transaction and sent over one session. */
+#define OUTBOX_BATCH 16
+/* A claim lasts the send timeout and this; a batch starts no send
+ * later than this after its claim, so no send outlives it. */
+#define CLAIM_MARGIN 60
 
 /* Waits after the first, second, ... failed attempt; then hourly. */
 static const int backoff_steps[] = { 60, 5 * 60, 15 * 60, 30 * 60 };
@@ -94,7 +105,7 @@ log_failure(const struct outgoing *mail, time_t now, time_t next,
 
 /* Compose and send one row, into AT; nothing is stored yet. */
 static void
-attempt_send(const struct send_target *target, const struct outgoing *mail,
+attempt_send(struct send_session *session, const struct outgoing *mail,
     time_t now, struct attempt *at)
 {
 	GBytes *message = compose_message(mail, now);
@@ -106,8 +117,8 @@ attempt_send(const struct send_target *target, const struct outgoing *mail,
 	at->created = mail->created;
 	at->case_id = text_printable(mail->case_id, 64);
 	at->to = text_printable(mail->recipient, TEXT_LOG_CAP);
-	if (send_message(target, mail->sender, mail->recipient, message,
-	    &send_error) < 0) {
+	if (send_session_message(session, mail->sender, mail->recipient,
+	    message, &send_error) < 0) {
 		at->reason = text_printable(send_error->message, 1000);
 		/* Refused for good (5xx, unknown user): no retry. */
 		at->next = g_error_matches(send_error, ESC_ERROR,
@@ -138,45 +149,119 @@ attempt_log(const struct attempt *at, time_t now, const GError *store_error)
 		    at->reason);
 }
 
+/* A batch: the rows claimed, and what became of those tried so far. */
+struct batch {
+	struct outgoing mail[OUTBOX_BATCH];
+	struct attempt done[OUTBOX_BATCH];
+	int claimed, tried;
+	time_t until;		/* the claim's end */
+	gint64 claimed_at;	/* monotonic */
+};
+
+static void
+batch_clear(struct batch *batch)
+{
+	for (int i = 0; i < batch->claimed; i++) {
+		outgoing_clear(&batch->mail[i]);
+		attempt_clear(&batch->done[i]);
+	}
+	batch->claimed = batch->tried = 0;
+}
+
+/* Record the batch's sends and give back the rows it did not try. */
+static int
+batch_record(struct store *store, const struct batch *batch, time_t now,
+    GError **error)
+{
+	for (int i = 0; i < batch->claimed; i++) {
+		int rc = i < batch->tried ?
+		    attempt_mark(store, &batch->done[i], now, error) :
+		    store_outbox_release(store, batch->mail[i].id,
+		    batch->until, now, error);
+
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Claim up to OUTBOX_BATCH due rows into BATCH; how many, or -1. */
+static int
+batch_claim(struct store *store, struct batch *batch, time_t now,
+    GError **error)
+{
+	while (batch->claimed < OUTBOX_BATCH) {
+		struct outgoing *mail = &batch->mail[batch->claimed];
+		int rc = store_outbox_next_due(store, now, mail, error);
+
+		if (rc == 1)
+			rc = store_outbox_claim(store, mail->id, now,
+			    batch->until, error);
+		if (rc != 1) {
+			outgoing_clear(mail);
+			return rc < 0 ? -1 : batch->claimed;
+		}
+		batch->claimed++;
+	}
+	return batch->claimed;
+}
+
 /*
- * The next due row, claimed for this process in one transaction, so
- * that the daemon and "escalatorctl outbox flush" never both send it.
- * A sender that dies holding a claim leaves the row due again when the
- * claim runs out (the send timeout and a minute).
+ * In one transaction: record what became of the last batch and, unless
+ * told to stop, claim the next, so that the daemon and "escalatorctl
+ * outbox flush" never both send a row. A sender that dies holding a
+ * claim leaves its rows due again when the claim runs out (the send
+ * timeout and CLAIM_MARGIN). Returns the rows claimed, or -1.
  */
 static int
 outbox_take(struct store *store, const struct send_target *target,
-    time_t now, struct attempt *done, struct outgoing *mail,
-    GError **error)
+    time_t now, gboolean more, struct batch *batch, GError **error)
 {
-	time_t until = now + send_target_timeout(target) + 60;
+	struct batch last = *batch;
 	GError *store_error = NULL;
 	int rc = 0;
 
+	memset(batch, 0, sizeof(*batch));
+	batch->until = now + send_target_timeout(target) + CLAIM_MARGIN;
+	batch->claimed_at = g_get_monotonic_time();
 	if (store_begin(store, &store_error) < 0)
 		goto out;
-	if (done->pending)
-		rc = attempt_mark(store, done, now, &store_error);
-	if (rc == 0)
-		rc = store_outbox_next_due(store, now, mail, &store_error);
-	if (rc == 1)
-		rc = store_outbox_claim(store, mail->id, now, until,
-		    &store_error);
+	rc = batch_record(store, &last, now, &store_error);
+	if (rc == 0 && more)
+		rc = batch_claim(store, batch, now, &store_error);
 	if (rc < 0)
 		store_rollback(store);
 	else if (store_commit(store, &store_error) < 0)
 		rc = -1;
 out:
-	if (done->pending)
-		attempt_log(done, now, rc < 0 ? store_error : NULL);
-	attempt_clear(done);
+	for (int i = 0; i < last.tried; i++)
+		attempt_log(&last.done[i], now, rc < 0 ? store_error : NULL);
+	batch_clear(&last);
 	if (store_error != NULL) {
 		rc = -1;
+		batch_clear(batch);
 		g_propagate_error(error, store_error);
 	}
-	if (rc != 1)
-		outgoing_clear(mail);
 	return rc;
+}
+
+/* Send the batch's rows in turn, until told to stop or the claim is
+ * too near its end to start another send. */
+static void
+batch_send(struct batch *batch, struct send_session *session, time_t now,
+    gboolean (*keep_going)(void))
+{
+	gint64 last_start = batch->claimed_at +
+	    (gint64)CLAIM_MARGIN * G_USEC_PER_SEC;
+
+	for (int i = 0; i < batch->claimed; i++) {
+		if (i > 0 && ((keep_going != NULL && !keep_going()) ||
+		    g_get_monotonic_time() > last_start))
+			break;
+		attempt_send(session, &batch->mail[i], now,
+		    &batch->done[i]);
+		batch->tried = i + 1;
+	}
 }
 
 /* BUG-like, but the store's to fix: say so and end the pass. */
@@ -190,38 +275,53 @@ outbox_log_stuck(const struct outgoing *mail)
 	g_free(case_id);
 }
 
+/* A row this pass tried already: the store did not move it. */
+static gboolean
+batch_stuck(const struct batch *batch, GHashTable *tried)
+{
+	for (int i = 0; i < batch->claimed; i++) {
+		const struct outgoing *mail = &batch->mail[i];
+
+		if (g_hash_table_contains(tried, &mail->id)) {
+			outbox_log_stuck(mail);
+			return TRUE;
+		}
+		g_hash_table_add(tried, g_memdup2(&mail->id,
+		    sizeof(mail->id)));
+	}
+	return FALSE;
+}
+
 int
 outbox_run(struct store *store, const struct send_target *target,
-    time_t now, GError **error)
+    time_t now, gboolean (*keep_going)(void), GError **error)
 {
 	GHashTable *tried = g_hash_table_new_full(g_int64_hash,
 	    g_int64_equal, g_free, NULL);
-	struct attempt done = { 0 };
-	int count = 0, rc = 0;
+	struct send_session *session = send_session_open(target);
+	struct batch batch = { 0 };
+	int count = 0, rc;
 
 	for (;;) {
-		struct outgoing mail = { 0 };
-		int found = outbox_take(store, target, now, &done, &mail,
-		    error);
+		gboolean more = keep_going == NULL || keep_going();
 
-		if (found <= 0) {
-			rc = found;
+		rc = outbox_take(store, target, now, more, &batch, error);
+		if (rc <= 0)
+			break;
+		if (batch_stuck(&batch, tried)) {
+			/* Its rows stay claimed; they are due again when
+			 * the claim runs out. */
+			batch_clear(&batch);
+			rc = 0;
 			break;
 		}
-		if (g_hash_table_contains(tried, &mail.id)) {
-			outbox_log_stuck(&mail);
-			outgoing_clear(&mail);
-			break;
-		}
-		g_hash_table_add(tried, g_memdup2(&mail.id, sizeof(mail.id)));
-
-		count++;
-		attempt_send(target, &mail, now, &done);
-		outgoing_clear(&mail);
+		batch_send(&batch, session, now, keep_going);
+		count += batch.tried;
 	}
 
+	send_session_close(&session);
 	g_hash_table_destroy(tried);
-	attempt_clear(&done);
+	batch_clear(&batch);
 	if (rc < 0) {
 		g_prefix_error(error, "outbox: ");
 		return -1;

@@ -8,7 +8,8 @@
  * with the case id. Nothing is dropped silently.
  *
  * outbox_run() is called by the daemon's outbox thread and by
- * "escalatorctl outbox flush". It returns the number of rows it tried,
+ * "escalatorctl outbox flush". It claims due rows 16 at a time and
+ * sends them over one session; it returns the number of rows it tried,
  * or -1 if the store could not be read.
  */
 #ifndef ESC_OUTBOX_H
@@ -22,8 +23,10 @@
 
 #define OUTBOX_MAX_AGE (5 * 24 * 3600)
 
+/* KEEP_GOING, if not NULL, is asked between mails: FALSE ends the pass
+ * after the mail being sent (the daemon is stopping). */
 int outbox_run(struct store *store, const struct send_target *target,
-    time_t now, GError **error);
+    time_t now, gboolean (*keep_going)(void), GError **error);
 /* Seconds to wait before attempt number ATTEMPTS + 1. */
 int outbox_backoff(int attempts);
 

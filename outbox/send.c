@@ -7,8 +7,11 @@
  * reads what the command says, so neither side can block the other,
  * and kills the group when the time is up. SMTP speaks the plain
  * client side of RFC 5321 (EHLO, falling back to HELO; one sender, one
- * recipient; no TLS, no AUTH, no pipelining), only to loopback hosts,
- * since the mail crosses no network. Both keep at most SEND_OUTPUT_CAP
+ * recipient per mail; no TLS, no AUTH, no pipelining), only to loopback
+ * hosts, since the mail crosses no network. A session (one outbox pass)
+ * keeps its connection for up to SESSION_MAILS_MAX mails, since a
+ * connection and greeting cost more than the mail itself; a mail the
+ * MTA refused is followed by RSET, anything else by a new connection. Both keep at most SEND_OUTPUT_CAP
  * bytes of what the MTA said and show a printable, capped part of it in
  * the error. SIGPIPE is held off while writing, so a command that exits
  * early cannot kill the daemon.
@@ -52,12 +55,24 @@ struct send_target {
 	int timeout;		/* seconds for one message */
 };
 
-/* An SMTP session: the socket, unread input and the time limit. */
+/* Mails over one SMTP connection before it is closed and reopened. */
+#define SESSION_MAILS_MAX 100
+
+/* An SMTP connection: the socket, unread input and the time limit. */
 struct smtp {
-	int fd;
+	int fd;			/* -1: not connected */
 	GString *input;
 	gint64 deadline;
 	const char *where;	/* "HOST:PORT" for errors */
+	int last_code;		/* of the last reply; -1: none could be read */
+};
+
+/* Several mails in a row to one target (see send.h). */
+struct send_session {
+	const struct send_target *target;
+	struct smtp smtp;
+	char *where;
+	int mails;		/* taken over this connection */
 };
 
 gboolean
@@ -721,12 +736,14 @@ smtp_step(struct smtp *s, const char *step, const char *command,
 	GString *text = g_string_new(NULL);
 	int code;
 
+	s->last_code = -1;
 	if (command != NULL && smtp_write(s, command, strlen(command),
 	    error) < 0) {
 		g_string_free(text, TRUE);
 		return -1;
 	}
 	code = smtp_reply(s, text, error);
+	s->last_code = code;
 	if (code >= 0 && code / 100 != want) {
 		char *shown = output_shown(text);
 
@@ -786,16 +803,17 @@ smtp_helo_name(void)
 	return *name != '\0' ? name : "localhost";
 }
 
+/* Connect, read the greeting and introduce ourselves. */
 static int
-smtp_envelope(struct smtp *s, const char *sender, const char *recipient,
+smtp_open(struct smtp *s, const struct send_target *target,
     GError **error)
 {
 	char *ehlo = g_strdup_printf("EHLO %s\r\n", smtp_helo_name());
-	char *mail = g_strdup_printf("MAIL FROM:<%s>\r\n", sender);
-	char *rcpt = g_strdup_printf("RCPT TO:<%s>\r\n", recipient);
 	int rc = -1;
 
-	if (smtp_step(s, "greeting", NULL, 2, error) < 0)
+	g_string_truncate(s->input, 0);
+	if (smtp_connect(s, target, error) < 0 ||
+	    smtp_step(s, "greeting", NULL, 2, error) < 0)
 		goto out;
 	if (smtp_step(s, "EHLO", ehlo, 2, NULL) < 0) {
 		/* An old server: greet it the old way. */
@@ -803,46 +821,123 @@ smtp_envelope(struct smtp *s, const char *sender, const char *recipient,
 		if (smtp_step(s, "HELO", ehlo, 2, error) < 0)
 			goto out;
 	}
-	if (smtp_step(s, "MAIL FROM", mail, 2, error) < 0 ||
-	    smtp_step(s, "RCPT TO", rcpt, 2, error) < 0)
-		goto out;
 	rc = 0;
 out:
 	g_free(ehlo);
+	return rc;
+}
+
+static void
+smtp_close(struct smtp *s, gboolean polite)
+{
+	if (s->fd < 0)
+		return;
+	/* The mails are in; how QUIT goes does not matter. */
+	if (polite)
+		smtp_step(s, "QUIT", "QUIT\r\n", 2, NULL);
+	close(s->fd);
+	s->fd = -1;
+}
+
+/* Where one mail's transaction failed: a reused connection that fails
+ * at MAIL FROM with no reply or a 421 was closed by the server while
+ * idle, and nothing of this mail was taken, so it is tried again on a
+ * new connection. */
+enum smtp_stage { STAGE_MAIL, STAGE_LATER };
+
+static int
+smtp_transaction(struct smtp *s, const char *sender, const char *recipient,
+    GBytes *message, enum smtp_stage *failed_at, GError **error)
+{
+	char *mail = g_strdup_printf("MAIL FROM:<%s>\r\n", sender);
+	char *rcpt = g_strdup_printf("RCPT TO:<%s>\r\n", recipient);
+	GString *payload = NULL;
+	int rc = -1;
+
+	*failed_at = STAGE_MAIL;
+	if (smtp_step(s, "MAIL FROM", mail, 2, error) < 0)
+		goto out;
+	*failed_at = STAGE_LATER;
+	if (smtp_step(s, "RCPT TO", rcpt, 2, error) < 0 ||
+	    smtp_step(s, "DATA", "DATA\r\n", 3, error) < 0)
+		goto out;
+	payload = smtp_payload(message);
+	if (smtp_write(s, payload->str, payload->len, error) < 0 ||
+	    smtp_step(s, "end of data", NULL, 2, error) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (payload != NULL)
+		g_string_free(payload, TRUE);
 	g_free(mail);
 	g_free(rcpt);
 	return rc;
 }
 
+/* After a failed mail: keep the connection if the server answered and
+ * is still willing (RSET), otherwise close it. */
+static void
+smtp_after_failure(struct smtp *s)
+{
+	if (s->last_code >= 400 && s->last_code != 421 &&
+	    smtp_step(s, "RSET", "RSET\r\n", 2, NULL) >= 0)
+		return;
+	smtp_close(s, FALSE);
+}
+
+/* One try of a mail; *RETRY_R if it should go again on a new
+ * connection. */
 static int
-send_smtp(const struct send_target *target, const char *sender,
+session_smtp_try(struct send_session *session, const char *sender,
+    const char *recipient, GBytes *message, gboolean *retry_r,
+    GError **error)
+{
+	struct smtp *s = &session->smtp;
+	gboolean reused = s->fd >= 0;
+	enum smtp_stage failed_at;
+	GError *mine = NULL;
+
+	*retry_r = FALSE;
+	if (!reused) {
+		session->mails = 0;
+		if (smtp_open(s, session->target, error) < 0) {
+			smtp_close(s, FALSE);
+			return -1;
+		}
+	}
+	if (smtp_transaction(s, sender, recipient, message, &failed_at,
+	    &mine) < 0) {
+		if (reused && failed_at == STAGE_MAIL &&
+		    (s->last_code < 0 || s->last_code == 421)) {
+			*retry_r = TRUE;
+			g_clear_error(&mine);
+			smtp_close(s, FALSE);
+			return -1;
+		}
+		smtp_after_failure(s);
+		g_propagate_error(error, mine);
+		return -1;
+	}
+	if (++session->mails >= SESSION_MAILS_MAX)
+		smtp_close(s, TRUE);
+	return 0;
+}
+
+static int
+session_smtp(struct send_session *session, const char *sender,
     const char *recipient, GBytes *message, GError **error)
 {
-	char *where = g_strdup_printf("%s:%s", target->host, target->port);
-	struct smtp s = { -1, g_string_new(NULL), g_get_monotonic_time() +
-	    (gint64)target->timeout * G_USEC_PER_SEC, where };
-	GString *payload = NULL;
-	int rc = -1;
+	gboolean retry;
+	int rc;
 
-	if (smtp_connect(&s, target, error) < 0 ||
-	    smtp_envelope(&s, sender, recipient, error) < 0 ||
-	    smtp_step(&s, "DATA", "DATA\r\n", 3, error) < 0)
-		goto out;
-	payload = smtp_payload(message);
-	if (smtp_write(&s, payload->str, payload->len, error) < 0 ||
-	    smtp_step(&s, "end of data", NULL, 2, error) < 0)
-		goto out;
-	rc = 0;
-
-	/* The mail is accepted; how QUIT goes does not matter. */
-	smtp_step(&s, "QUIT", "QUIT\r\n", 2, NULL);
-out:
-	if (s.fd >= 0)
-		close(s.fd);
-	if (payload != NULL)
-		g_string_free(payload, TRUE);
-	g_string_free(s.input, TRUE);
-	g_free(where);
+	/* The time limit covers both tries. */
+	session->smtp.deadline = g_get_monotonic_time() +
+	    (gint64)session->target->timeout * G_USEC_PER_SEC;
+	rc = session_smtp_try(session, sender, recipient, message, &retry,
+	    error);
+	if (rc < 0 && retry)
+		rc = session_smtp_try(session, sender, recipient, message,
+		    &retry, error);
 	return rc;
 }
 
@@ -857,8 +952,24 @@ address_refused(const char *which, const char *address, GError **error)
 	return -1;
 }
 
+struct send_session *
+send_session_open(const struct send_target *target)
+{
+	struct send_session *session = g_new0(struct send_session, 1);
+
+	session->target = target;
+	if (target->kind == SEND_SMTP) {
+		session->where = g_strdup_printf("%s:%s", target->host,
+		    target->port);
+		session->smtp.where = session->where;
+	}
+	session->smtp.fd = -1;
+	session->smtp.input = g_string_new(NULL);
+	return session;
+}
+
 int
-send_message(const struct send_target *target, const char *sender,
+send_session_message(struct send_session *session, const char *sender,
     const char *recipient, GBytes *message, GError **error)
 {
 	if (!send_address_valid(sender))
@@ -866,7 +977,33 @@ send_message(const struct send_target *target, const char *sender,
 	if (!send_address_valid(recipient))
 		return address_refused("recipient", recipient, error);
 
-	if (target->kind == SEND_SMTP)
-		return send_smtp(target, sender, recipient, message, error);
-	return send_sendmail(target, sender, recipient, message, error);
+	if (session->target->kind == SEND_SMTP)
+		return session_smtp(session, sender, recipient, message,
+		    error);
+	return send_sendmail(session->target, sender, recipient, message,
+	    error);
+}
+
+void
+send_session_close(struct send_session **session)
+{
+	if (*session == NULL)
+		return;
+	smtp_close(&(*session)->smtp, TRUE);
+	g_string_free((*session)->smtp.input, TRUE);
+	g_free((*session)->where);
+	g_free(*session);
+	*session = NULL;
+}
+
+int
+send_message(const struct send_target *target, const char *sender,
+    const char *recipient, GBytes *message, GError **error)
+{
+	struct send_session *session = send_session_open(target);
+	int rc = send_session_message(session, sender, recipient, message,
+	    error);
+
+	send_session_close(&session);
+	return rc;
 }

@@ -35,7 +35,24 @@ int send_target_timeout(const struct send_target *target);
  * other, so a bad row stays in the outbox, visible. */
 gboolean send_address_valid(const char *address);
 
+/* One mail: a session of one. */
 int send_message(const struct send_target *target, const char *sender,
     const char *recipient, GBytes *message, GError **error);
+
+/*
+ * Several mails in a row, as in one outbox pass. Over SMTP the
+ * connection stays open between mails (up to 100, then a new one): a
+ * mail the MTA refused is followed by RSET, a broken connection is
+ * opened again for the next mail, and a reused connection the server
+ * closed while idle is opened again for the same mail. Each mail still
+ * takes at most the target's timeout. A sendmail target runs one
+ * command per mail. Close with QUIT at the end of the pass.
+ */
+struct send_session;
+
+struct send_session *send_session_open(const struct send_target *target);
+int send_session_message(struct send_session *session, const char *sender,
+    const char *recipient, GBytes *message, GError **error);
+void send_session_close(struct send_session **session);
 
 #endif

@@ -1464,6 +1464,14 @@ store_outbox_claim(struct store *store, gint64 id, time_t now,
 }
 
 int
+store_outbox_release(struct store *store, gint64 id, time_t until,
+    time_t now, GError **error)
+{
+	/* A claim the other way round: due at NOW if still ours. */
+	return store_outbox_claim(store, id, until, now, error) < 0 ? -1 : 0;
+}
+
+int
 store_outbox_requeue(struct store *store, const char *case_id,
     time_t now, int *count_r, GError **error)
 {

@@ -197,6 +197,9 @@ int store_outbox_mark_retry(struct store *store, gint64 id, time_t next,
  */
 int store_outbox_claim(struct store *store, gint64 id, time_t now,
     time_t until, GError **error);
+/* Give back row ID, claimed until UNTIL and not tried: due again at NOW. */
+int store_outbox_release(struct store *store, gint64 id, time_t until,
+    time_t now, GError **error);
 /* Make failed rows of CASE_ID (or all, if NULL) queued and due at NOW,
  * with their attempts counted afresh. */
 int store_outbox_requeue(struct store *store, const char *case_id,

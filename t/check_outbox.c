@@ -709,11 +709,16 @@ START_TEST(test_target_parse)
 }
 END_TEST
 
-/* A one-connection SMTP server on 127.0.0.1, run in a thread. */
+/* An SMTP server on 127.0.0.1, run in a thread, for SESSIONS
+ * connections one after the other (1 unless set before the first). */
 struct smtp_server {
 	int listen_fd;
 	int port;
 	const char *rcpt_reply;
+	const char *refused;	/* RCPT of this address gets a 550 */
+	int hang_up_after;	/* mails, then close with no word; 0: never */
+	int sessions;
+	int connections;	/* accepted so far */
 	GString *commands;	/* each command line, LF-ended */
 	GString *data;		/* DATA as received, without the dot line */
 	GString *input;
@@ -761,18 +766,21 @@ server_data(struct smtp_server *srv, int fd, GString *line)
 	server_say(fd, "250 2.0.0 queued as T1\r\n");
 }
 
-static gpointer
-server_run(gpointer data)
+static void
+server_rcpt(struct smtp_server *srv, int fd, const GString *line)
 {
-	struct smtp_server *srv = data;
-	struct timeval limit = { 5, 0 };
-	int fd = accept(srv->listen_fd, NULL, NULL);
-	GString *line;
+	if (srv->refused != NULL && strstr(line->str, srv->refused) != NULL)
+		server_say(fd, "550 5.1.1 no such user\r\n");
+	else
+		server_say(fd, srv->rcpt_reply);
+}
 
-	if (fd < 0)
-		return NULL;
-	line = g_string_new(NULL);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+/* One connection, until QUIT, a hang-up, or HANG_UP_AFTER mails. */
+static void
+server_session(struct smtp_server *srv, int fd, GString *line)
+{
+	int mails = 0;
+
 	server_say(fd, "220 test.example ESMTP\r\n");
 	while (server_line(srv, fd, line)) {
 		g_string_append_len(srv->commands, line->str,
@@ -784,22 +792,47 @@ server_run(gpointer data)
 		else if (g_str_has_prefix(line->str, "MAIL FROM:"))
 			server_say(fd, "250 2.1.0 ok\r\n");
 		else if (g_str_has_prefix(line->str, "RCPT TO:"))
-			server_say(fd, srv->rcpt_reply);
-		else if (strcmp(line->str, "DATA\r\n") == 0)
+			server_rcpt(srv, fd, line);
+		else if (strcmp(line->str, "DATA\r\n") == 0) {
 			server_data(srv, fd, line);
+			if (++mails == srv->hang_up_after)
+				break;
+		} else if (strcmp(line->str, "RSET\r\n") == 0)
+			server_say(fd, "250 2.0.0 ok\r\n");
 		else if (strcmp(line->str, "QUIT\r\n") == 0) {
 			server_say(fd, "221 2.0.0 bye\r\n");
 			break;
 		} else
 			server_say(fd, "500 5.5.2 what?\r\n");
 	}
-	close(fd);
+}
+
+static gpointer
+server_run(gpointer data)
+{
+	struct smtp_server *srv = data;
+	struct timeval limit = { 5, 0 };
+	GString *line = g_string_new(NULL);
+
+	for (int n = 0; n < MAX(srv->sessions, 1); n++) {
+		int fd = accept(srv->listen_fd, NULL, NULL);
+
+		if (fd < 0)
+			break;
+		srv->connections++;
+		g_string_truncate(srv->input, 0);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit,
+		    sizeof(limit));
+		server_session(srv, fd, line);
+		close(fd);
+	}
 	g_string_free(line, TRUE);
 	return NULL;
 }
 
 static struct smtp_server *
-server_start(const char *rcpt_reply)
+server_start_n(const char *rcpt_reply, int sessions, int hang_up_after,
+    const char *refused)
 {
 	struct smtp_server *srv = g_new0(struct smtp_server, 1);
 	struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -815,6 +848,9 @@ server_start(const char *rcpt_reply)
 	    &len), 0);
 	srv->port = ntohs(sin.sin_port);
 	srv->rcpt_reply = rcpt_reply;
+	srv->sessions = sessions;
+	srv->hang_up_after = hang_up_after;
+	srv->refused = refused;
 	srv->commands = g_string_new(NULL);
 	srv->data = g_string_new(NULL);
 	srv->input = g_string_new(NULL);
@@ -822,7 +858,13 @@ server_start(const char *rcpt_reply)
 	return srv;
 }
 
-/* Wait for the server's one session to end; then its record is whole. */
+static struct smtp_server *
+server_start(const char *rcpt_reply)
+{
+	return server_start_n(rcpt_reply, 1, 0, NULL);
+}
+
+/* Wait for the server's sessions to end; then its record is whole. */
 static void
 server_join(struct smtp_server *srv)
 {
@@ -954,6 +996,105 @@ START_TEST(test_smtp_nobody_listening)
 }
 END_TEST
 
+/* Send to ann, MIDDLE and cy in one session through SRV, then wait for
+ * SRV's sessions to end; the results in RESULTS and ERRORS. */
+static void
+session_send(struct smtp_server *srv, const char *middle, int *results,
+    GError **errors)
+{
+	struct send_target *target = smtp_target(srv);
+	struct send_session *session = send_session_open(target);
+	GBytes *message = g_bytes_new_static("Subject: t\n\nx\n", 14);
+	const char *to[] = { "ann@example.com", middle, "cy@example.com" };
+
+	for (int i = 0; i < 3; i++)
+		results[i] = send_session_message(session,
+		    "escalation@esc.example", to[i], message, &errors[i]);
+	send_session_close(&session);
+	server_join(srv);
+	g_bytes_unref(message);
+	send_target_free(&target);
+}
+
+static void
+assert_all_sent(const int *results, GError *const *errors)
+{
+	for (int i = 0; i < 3; i++)
+		ck_assert_msg(results[i] == 0, "mail %d: %s", i,
+		    errors[i]->message);
+}
+
+/* Count the lines of the server's record that start with PREFIX. */
+static int
+commands_count(const struct smtp_server *srv, const char *prefix)
+{
+	char **lines = g_strsplit(srv->commands->str, "\n", -1);
+	int n = 0;
+
+	for (int i = 0; lines[i] != NULL; i++)
+		n += g_str_has_prefix(lines[i], prefix);
+	g_strfreev(lines);
+	return n;
+}
+
+START_TEST(test_session_one_connection_for_many)
+{
+	struct smtp_server *srv = server_start("250 2.1.5 ok\r\n");
+	int results[3];
+	GError *errors[3] = { NULL };
+
+	session_send(srv, "bob@example.com", results, errors);
+
+	assert_all_sent(results, errors);
+	ck_assert_int_eq(srv->connections, 1);
+	ck_assert_int_eq(commands_count(srv, "EHLO "), 1);
+	ck_assert_int_eq(commands_count(srv, "DATA"), 3);
+	ck_assert_int_eq(commands_count(srv, "QUIT"), 1);
+	server_free(srv);
+}
+END_TEST
+
+START_TEST(test_session_refusal_then_rset)
+{
+	struct smtp_server *srv = server_start_n("250 2.1.5 ok\r\n", 1, 0,
+	    "nobody@");
+	int results[3];
+	GError *errors[3] = { NULL };
+
+	session_send(srv, "nobody@example.com", results, errors);
+
+	/* The refused mail fails for good; the next one still goes, on
+	 * the same connection. */
+	ck_assert_int_eq(results[0], 0);
+	ck_assert_int_eq(results[1], -1);
+	ck_assert_int_eq(errors[1]->code, ESC_ERROR_REJECTED);
+	ck_assert_msg(results[2] == 0, "mail 2: %s", errors[2]->message);
+	ck_assert_int_eq(srv->connections, 1);
+	ck_assert_int_eq(commands_count(srv, "RSET"), 1);
+	ck_assert_int_eq(commands_count(srv, "DATA"), 2);
+	g_error_free(errors[1]);
+	server_free(srv);
+}
+END_TEST
+
+START_TEST(test_session_server_hangs_up)
+{
+	/* A server that closes each connection after one mail, as one
+	 * with a short idle timeout would. */
+	struct smtp_server *srv = server_start_n("250 2.1.5 ok\r\n", 3, 1,
+	    NULL);
+	int results[3];
+	GError *errors[3] = { NULL };
+
+	session_send(srv, "bob@example.com", results, errors);
+
+	assert_all_sent(results, errors);
+	ck_assert_int_eq(srv->connections, 3);
+	ck_assert_int_eq(commands_count(srv, "DATA"), 3);
+	server_free(srv);
+}
+END_TEST
+
 /*
  * Run.
  */
@@ -1055,7 +1196,7 @@ run_pass(struct store *store, const struct send_target *target,
 	int tried;
 
 	log_capture_start();
-	tried = outbox_run(store, target, now, &error);
+	tried = outbox_run(store, target, now, NULL, &error);
 	*log_r = log_capture_stop();
 	ck_assert_msg(tried >= 0, "outbox_run: %s",
 	    error != NULL ? error->message : "?");
@@ -1093,6 +1234,92 @@ START_TEST(test_run_sends_and_marks_sent)
 
 	g_free(want);
 	g_free(input);
+	g_free(log);
+	send_target_free(&target);
+	g_free(fake);
+	run_teardown(&fx);
+}
+END_TEST
+
+/* More rows than one batch claims: one pass, one SMTP connection. */
+START_TEST(test_run_batches_over_one_connection)
+{
+	struct run_fixture fx = run_setup();
+	struct smtp_server *srv = server_start("250 2.1.5 ok\r\n");
+	struct send_target *target = smtp_target(srv);
+	gint64 ids[40];
+	char *log;
+
+	for (int i = 0; i < 40; i++) {
+		char *message_id = g_strdup_printf("ack.%d@esc.example", i);
+
+		ids[i] = run_queue(fx.store, message_id, NOW - 100 + i);
+		g_free(message_id);
+	}
+	ck_assert_int_eq(run_pass(fx.store, target, NOW, &log), 40);
+	server_join(srv);
+
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_eq(run_row(fx.store, ids[i]).state,
+		    OUTGOING_SENT);
+	ck_assert_int_eq(srv->connections, 1);
+	ck_assert_int_eq(commands_count(srv, "DATA"), 40);
+
+	g_free(log);
+	send_target_free(&target);
+	server_free(srv);
+	run_teardown(&fx);
+}
+END_TEST
+
+/* Told to stop after two mails: those two are recorded as sent, the
+ * rest of the batch is given back, due at once for the next pass. */
+static int keep_going_left;
+
+static gboolean
+keep_going_counted(void)
+{
+	return keep_going_left-- > 0;
+}
+
+START_TEST(test_run_stops_when_told)
+{
+	struct run_fixture fx = run_setup();
+	char *fake = fake_recording(fx.dir);
+	struct send_target *target = target_for(fake);
+	GError *error = NULL;
+	gint64 ids[5];
+	char *log;
+	int tried;
+
+	for (int i = 0; i < 5; i++) {
+		char *message_id = g_strdup_printf("ack.%d@esc.example", i);
+
+		ids[i] = run_queue(fx.store, message_id, NOW - 10 + i);
+		g_free(message_id);
+	}
+
+	/* Asked before the pass claims, then before the second mail. */
+	keep_going_left = 2;
+	tried = outbox_run(fx.store, target, NOW, keep_going_counted,
+	    &error);
+	ck_assert_msg(tried == 2, "tried %d: %s", tried,
+	    error != NULL ? error->message : "");
+	for (int i = 0; i < 5; i++) {
+		struct row_state row = run_row(fx.store, ids[i]);
+
+		ck_assert_int_eq(row.state, i < 2 ? OUTGOING_SENT :
+		    OUTGOING_QUEUED);
+		ck_assert_int_eq(row.attempts, i < 2 ? 1 : 0);
+		if (i >= 2)
+			ck_assert_int_le(row.next_attempt, NOW);
+		g_free(row.last_error);
+	}
+
+	/* The next pass sends the rest. */
+	ck_assert_int_eq(run_pass(fx.store, target, NOW, &log), 3);
+	ck_assert_int_eq(run_row(fx.store, ids[4]).state, OUTGOING_SENT);
+
 	g_free(log);
 	send_target_free(&target);
 	g_free(fake);
@@ -1277,10 +1504,15 @@ outbox_suite(void)
 	tcase_add_test(send, test_smtp_451);
 	tcase_add_test(send, test_smtp_550_is_permanent);
 	tcase_add_test(send, test_smtp_nobody_listening);
+	tcase_add_test(send, test_session_one_connection_for_many);
+	tcase_add_test(send, test_session_refusal_then_rset);
+	tcase_add_test(send, test_session_server_hangs_up);
 	tcase_set_timeout(send, 30);
 	suite_add_tcase(suite, send);
 
 	tcase_add_test(run, test_run_sends_and_marks_sent);
+	tcase_add_test(run, test_run_batches_over_one_connection);
+	tcase_add_test(run, test_run_stops_when_told);
 	tcase_add_test(run, test_run_failure_keeps_queued);
 	tcase_add_test(run, test_run_permanent_refusal_fails_at_once);
 	tcase_add_test(run, test_run_skips_rows_claimed_by_another_sender);

@@ -194,5 +194,34 @@ wait "$pid" 2>/dev/null || status=$?
 pid=
 check "and exits with status 0" test "$status" = 0
 
+# SIGTERM with a backlog in the outbox and a slow MTA: the outbox ends
+# its pass after the mail in hand and gives the rest back, queued.
+cat > "$work/sendmail" <<'SH'
+#!/bin/sh
+cat >> "$(dirname "$0")/slow.mbox"
+sleep 0.3
+SH
+sqlite3 "$work/db/escalator.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL
+    SELECT i + 1 FROM n WHERE i < 100) INSERT INTO outbox (case_id, kind,
+    sender, recipient, subject, body, message_id, auto_submitted, created,
+    next_attempt) SELECT NULL, 'ack', 'escalation@example.org',
+    'backlog' || i || '@example.com', 'Backlog', 'Text', 'backlog.' || i ||
+    '@example.org', 'auto-replied', 0, 0 FROM n"
+start_daemon
+for _ in $(seq 100); do grep -q 'to=<backlog' "$work/log" && break
+	sleep 0.05; done
+kill -TERM "$pid"
+stopped=0
+for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || { stopped=1; break; }
+	sleep 0.1; done
+check "SIGTERM with 100 mails waiting for a slow MTA stops within 3 s" \
+    test "$stopped" = 1
+wait "$pid" 2>/dev/null || true
+pid=
+check "the mail not sent is still queued, none lost" test "$(sqlite3 \
+    "$work/db/escalator.db" "SELECT count(*) FROM outbox WHERE
+    recipient LIKE 'backlog%' AND (state = 'sent' OR (state = 'queued'
+    AND attempts = 0))")" = 100
+
 echo "# $((n - failed)) of $n protocol checks passed"
 [ "$failed" = 0 ]
