@@ -14,6 +14,7 @@
 
 #include "common/text.h"
 #include "rules/classify.h"
+#include "rules/prefilter.h"
 
 static void
 warn(struct classification *out, GError *error)
@@ -181,12 +182,18 @@ find_tickets_in(const struct rules *rules, struct classification *out,
     const char *text)
 {
 	size_t len = strlen(text);
+	/* One scan says which patterns can match at all. */
+	g_autofree gboolean *may_match = prefilter_candidates(
+	    rules->ticket_prefilter, rules->match_context, text, len);
 
 	for (guint i = 0; i < rules->tickets->len; i++) {
 		const struct pattern *pat = rules->tickets->pdata[i];
 		size_t offset = 0, start, end;
 		GError *error = NULL;
-		int rc;
+		int rc = 0;
+
+		if (may_match != NULL && !may_match[i])
+			continue;
 
 		while ((rc = pattern_find(rules, pat, text, len, offset, 1,
 		    &start, &end, &error)) == 1) {

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/yaml.h"
 #include "rules/loader.h"
+#include "rules/prefilter.h"
 
 static const char *const top_keys[] = { "operator", "mailboxes",
 	"calendars", "roles", "functions", "default_function", "chains",
@@ -483,6 +484,7 @@ load_tickets(struct loader *ld)
 		    "pattern", FY_NT), source, 0, pat);
 		g_ptr_array_add(ld->rules->tickets, pat);
 	}
+	ld->rules->ticket_prefilter = prefilter_new(ld->rules->tickets);
 }
 
 /*
@@ -656,6 +658,7 @@ rules_free(struct rules *r)
 	g_ptr_array_unref(r->procedures);
 	g_ptr_array_unref(r->mailboxes);
 	g_ptr_array_unref(r->calendars);
+	prefilter_free(&r->ticket_prefilter);
 	g_ptr_array_unref(r->tickets);
 	roles_free(r);
 	g_hash_table_unref(r->templates);
@@ -795,6 +798,32 @@ procedure_case_id(const struct procedure *proc, int year, gint64 seq)
 	return g_string_free(id, FALSE);
 }
 
+/*
+ * Match data for pattern_find(), one per thread and kept: a message runs
+ * every ticket pattern over its subject and text, and making and freeing
+ * it for each run cost more than many of the runs. Callers want group 0
+ * or 1, so two pairs are enough; PCRE2 fills what fits.
+ */
+static void
+match_data_free(gpointer md)
+{
+	pcre2_match_data_free(md);
+}
+
+static GPrivate thread_match_data = G_PRIVATE_INIT(match_data_free);
+
+static pcre2_match_data *
+match_data_of_thread(void)
+{
+	pcre2_match_data *md = g_private_get(&thread_match_data);
+
+	if (md == NULL) {
+		md = pcre2_match_data_create(2, NULL);
+		g_private_set(&thread_match_data, md);
+	}
+	return md;
+}
+
 int
 pattern_find(const struct rules *rules, const struct pattern *pat,
     const char *text, size_t len, size_t offset, int group,
@@ -804,16 +833,15 @@ pattern_find(const struct rules *rules, const struct pattern *pat,
 	PCRE2_SIZE *ov;
 	int rc;
 
+	g_return_val_if_fail(group == 0 || group == 1, -1);
 	if (pat->code == NULL || offset > len)
 		return 0;
-	md = pcre2_match_data_create_from_pattern(pat->code, NULL);
+	md = match_data_of_thread();
 	/* Text from the parser is valid UTF-8: check it once, not here. */
 	rc = pcre2_match(pat->code, (PCRE2_SPTR)text, len, offset,
 	    PCRE2_NO_UTF_CHECK, md, rules->match_context);
-	if (rc == PCRE2_ERROR_NOMATCH) {
-		pcre2_match_data_free(md);
+	if (rc == PCRE2_ERROR_NOMATCH)
 		return 0;
-	}
 	if (rc < 0) {
 		PCRE2_UCHAR message[128];
 
@@ -821,14 +849,13 @@ pattern_find(const struct rules *rules, const struct pattern *pat,
 		g_set_error(error, ESC_ERROR, ESC_ERROR_LIMIT,
 		    "%s:%d: pattern: %s", pat->file, pat->line,
 		    (char *)message);
-		pcre2_match_data_free(md);
 		return -1;
 	}
+	/* 0: more groups than the two pairs hold; both are filled. */
 	ov = pcre2_get_ovector_pointer(md);
-	if (group >= rc || ov[2 * group] == PCRE2_UNSET)
+	if ((rc > 0 && group >= rc) || ov[2 * group] == PCRE2_UNSET)
 		group = 0;
 	*start_r = ov[2 * group];
 	*end_r = ov[2 * group + 1];
-	pcre2_match_data_free(md);
 	return 1;
 }

@@ -137,6 +137,8 @@ struct mailbox {
 	struct procedure *procedure;
 };
 
+struct prefilter;
+
 struct rules {
 	char *path;
 	int refs;
@@ -150,6 +152,7 @@ struct rules {
 	GPtrArray *procedures;	/* struct procedure * */
 	GPtrArray *calendars;	/* struct calendar * */
 	GPtrArray *tickets;	/* struct pattern * */
+	struct prefilter *ticket_prefilter;	/* or NULL: run them all */
 	struct pattern reply_prefix;	/* built from the prefix words */
 	struct pattern command;	/* built from the command words */
 	char **command_words;	/* canonical spelling */
@@ -214,8 +217,8 @@ char *procedure_case_id(const struct procedure *proc, int year,
 
 /*
  * Find the first match of PAT in TEXT (valid UTF-8, LEN bytes) from
- * OFFSET. 1 and the bounds of group GROUP (or the whole match if the
- * pattern has fewer groups) when found, 0 when not, -1 when the match
+ * OFFSET. 1 and the bounds of group GROUP, 0 or 1 (the whole match if
+ * group 1 did not take part) when found, 0 when not, -1 when the match
  * budget ran out or PCRE2 failed (ERROR names the rule's file:line).
  */
 int pattern_find(const struct rules *rules, const struct pattern *pat,

@@ -1,0 +1,275 @@
+/*
+ * prefilter.c: which ticket patterns can match a text, found in one scan.
+ *
+ * Rules may hold hundreds of ticket patterns, most of them a vendor's
+ * fixed prefix and a number ("\bVENDOR17[ -]?(\d{5,9})"). Running each
+ * over the whole text scans it hundreds of times; bench/ scenario 5
+ * spent a fifth of the daemon's time in those scans. A pattern that
+ * starts with a plain literal can only match where that literal occurs,
+ * so one scan for all the literals (a single PCRE2 alternation) says
+ * which patterns to run. Patterns without such a literal always run, so
+ * the tickets found are the same as without the prefilter.
+ *
+ * The literals are tried longest first: where several match at one
+ * place, the scan reports the longest, and the others there are its
+ * prefixes, marked with it. After each hit the scan moves on by one
+ * character, so no place is skipped.
+ */
+#include <string.h>
+
+#include "common/log.h"
+#include "rules/prefilter.h"
+
+/* Fewer patterns with a literal than this: the separate scans are as
+ * quick, and the prefilter is not built. */
+#define PREFILTER_MIN 8
+/* Shorter literals would rule out too little. */
+#define LITERAL_MIN 3
+
+struct prefilter {
+	pcre2_code *code;	/* "LIT(*MARK:0)|LIT(*MARK:1)|...", longest first */
+	guint n_patterns;
+	int *literal_of;	/* per pattern: its literal, or -1 */
+	GPtrArray *literals;	/* char *, in the order of the alternation */
+	GArray **prefixes;	/* per literal: the literals that start it */
+};
+
+/* Whether SOURCE has a '|' outside any group or class: then no literal
+ * is required of every match. */
+static gboolean
+has_top_level_alternation(const char *source)
+{
+	int depth = 0;
+
+	for (const char *p = source; *p != '\0'; p++) {
+		if (*p == '\\') {
+			if (p[1] == 'Q' || p[1] == '\0')
+				return TRUE;	/* quoting: not worth reading */
+			p++;
+		} else if (*p == '[') {
+			p += p[1] == '^' ? 2 : 1;
+			if (*p == ']')
+				p++;
+			while (*p != '\0' && *p != ']')
+				p += *p == '\\' && p[1] != '\0' ? 2 : 1;
+			if (*p == '\0')
+				return TRUE;
+		} else if (*p == '(') {
+			depth++;
+		} else if (*p == ')') {
+			depth--;
+		} else if (*p == '|' && depth == 0) {
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+static gboolean
+literal_char(char c)
+{
+	return g_ascii_isalnum(c) || c == '_' || c == '-' || c == ':' ||
+	    c == '#';
+}
+
+/*
+ * The literal every match of SOURCE starts with, after any \b: letters,
+ * digits and _-:# up to the first other character. A quantifier after
+ * the run makes its last character optional, so that one is left out.
+ * NULL when there is none of at least LITERAL_MIN characters.
+ */
+char *
+prefilter_literal(const char *source)
+{
+	const char *p = source, *start;
+	size_t len;
+
+	if (has_top_level_alternation(source))
+		return NULL;
+	while (g_str_has_prefix(p, "\\b"))
+		p += 2;
+	for (start = p; literal_char(*p); p++)
+		;
+	len = (size_t)(p - start);
+	if (len > 0 && (*p == '?' || *p == '*' || *p == '+' || *p == '{'))
+		len--;
+	return len >= LITERAL_MIN ? g_strndup(start, len) : NULL;
+}
+
+static gint
+longest_first(gconstpointer a, gconstpointer b)
+{
+	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+
+	return la < lb ? 1 : la > lb ? -1 : strcmp(*(char *const *)a,
+	    *(char *const *)b);
+}
+
+/* The distinct literals of PATTERNS, longest first; LITERAL_OF filled. */
+static GPtrArray *
+collect_literals(const GPtrArray *patterns, char **of_pattern)
+{
+	GPtrArray *literals = g_ptr_array_new();
+	GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+
+	for (guint i = 0; i < patterns->len; i++) {
+		const struct pattern *pat = patterns->pdata[i];
+
+		of_pattern[i] = pat->code != NULL ?
+		    prefilter_literal(pat->source) : NULL;
+		if (of_pattern[i] != NULL &&
+		    g_hash_table_add(seen, of_pattern[i]))
+			g_ptr_array_add(literals, of_pattern[i]);
+	}
+	g_hash_table_destroy(seen);
+	g_ptr_array_sort(literals, longest_first);
+	return literals;
+}
+
+static pcre2_code *
+compile_alternation(const GPtrArray *literals)
+{
+	GString *source = g_string_new(NULL);
+	pcre2_code *code;
+	PCRE2_SIZE offset;
+	int err;
+
+	for (guint i = 0; i < literals->len; i++)
+		g_string_append_printf(source, "%s%s(*MARK:%u)",
+		    i > 0 ? "|" : "", (const char *)literals->pdata[i], i);
+	code = pcre2_compile((PCRE2_SPTR)source->str, source->len,
+	    PCRE2_UTF | PCRE2_NO_AUTO_CAPTURE, &err, &offset, NULL);
+	g_string_free(source, TRUE);
+	if (code != NULL && g_getenv("ESCALATOR_NO_JIT") == NULL)
+		pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+	return code;
+}
+
+/* For each literal, the shorter literals that are its prefixes. */
+static GArray **
+find_prefixes(const GPtrArray *literals)
+{
+	GArray **prefixes = g_new0(GArray *, literals->len);
+
+	for (guint i = 0; i < literals->len; i++) {
+		const char *longer = literals->pdata[i];
+
+		prefixes[i] = g_array_new(FALSE, FALSE, sizeof(guint));
+		for (guint j = i + 1; j < literals->len; j++) {
+			const char *shorter = literals->pdata[j];
+
+			if (strlen(shorter) < strlen(longer) &&
+			    g_str_has_prefix(longer, shorter))
+				g_array_append_val(prefixes[i], j);
+		}
+	}
+	return prefixes;
+}
+
+struct prefilter *
+prefilter_new(const GPtrArray *patterns)
+{
+	char **of_pattern = g_new0(char *, patterns->len + 1);
+	GPtrArray *literals = collect_literals(patterns, of_pattern);
+	struct prefilter *pf = NULL;
+	guint with_literal = 0;
+
+	for (guint i = 0; i < patterns->len; i++)
+		with_literal += of_pattern[i] != NULL;
+	if (with_literal >= PREFILTER_MIN) {
+		pf = g_new0(struct prefilter, 1);
+		pf->code = compile_alternation(literals);
+	}
+	if (pf != NULL && pf->code != NULL) {
+		pf->n_patterns = patterns->len;
+		pf->literal_of = g_new(int, patterns->len);
+		for (guint i = 0; i < patterns->len; i++) {
+			guint k = 0;
+
+			if (of_pattern[i] != NULL)
+				g_ptr_array_find_with_equal_func(literals,
+				    of_pattern[i], g_str_equal, &k);
+			pf->literal_of[i] = of_pattern[i] != NULL ? (int)k : -1;
+		}
+		pf->literals = g_ptr_array_new_with_free_func(g_free);
+		for (guint i = 0; i < literals->len; i++)
+			g_ptr_array_add(pf->literals,
+			    g_strdup(literals->pdata[i]));
+		pf->prefixes = find_prefixes(pf->literals);
+	} else if (pf != NULL) {
+		log_debug("rules: ticket prefilter not built");
+		g_clear_pointer(&pf, g_free);
+	}
+
+	g_ptr_array_free(literals, TRUE);
+	g_strfreev(of_pattern);
+	return pf;
+}
+
+void
+prefilter_free(struct prefilter **pf)
+{
+	if (*pf == NULL)
+		return;
+	for (guint i = 0; i < (*pf)->literals->len; i++)
+		g_array_free((*pf)->prefixes[i], TRUE);
+	g_free((*pf)->prefixes);
+	g_ptr_array_free((*pf)->literals, TRUE);
+	g_free((*pf)->literal_of);
+	pcre2_code_free((*pf)->code);
+	g_free(*pf);
+	*pf = NULL;
+}
+
+/* Mark literal K and the literals that are its prefixes as found. */
+static void
+mark_found(const struct prefilter *pf, gboolean *found, guint k)
+{
+	found[k] = TRUE;
+	for (guint i = 0; i < pf->prefixes[k]->len; i++)
+		found[g_array_index(pf->prefixes[k], guint, i)] = TRUE;
+}
+
+/* Which literals occur in TEXT; FALSE if the scan failed. */
+static gboolean
+scan_literals(const struct prefilter *pf, pcre2_match_context *limits,
+    const char *text, size_t len, gboolean *found)
+{
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	size_t offset = 0;
+	int rc = PCRE2_ERROR_NOMATCH;
+
+	while (offset <= len && (rc = pcre2_match(pf->code, (PCRE2_SPTR)text,
+	    len, offset, PCRE2_NO_UTF_CHECK, md, limits)) > 0) {
+		const char *mark = (const char *)pcre2_get_mark(md);
+
+		mark_found(pf, found, (guint)g_ascii_strtoull(mark, NULL, 10));
+		/* On by one character, not past the match: another literal
+		 * may start inside this one. */
+		offset = pcre2_get_ovector_pointer(md)[0] + 1;
+		while (offset < len && ((guchar)text[offset] & 0xC0) == 0x80)
+			offset++;
+	}
+	pcre2_match_data_free(md);
+	return offset > len || rc == PCRE2_ERROR_NOMATCH;
+}
+
+gboolean *
+prefilter_candidates(const struct prefilter *pf, pcre2_match_context *limits,
+    const char *text, size_t len)
+{
+	gboolean *found, *run;
+
+	if (pf == NULL)
+		return NULL;
+	found = g_new0(gboolean, pf->literals->len);
+	if (!scan_literals(pf, limits, text, len, found)) {
+		g_free(found);
+		return NULL;	/* the budget ran out: run them all */
+	}
+	run = g_new(gboolean, pf->n_patterns);
+	for (guint i = 0; i < pf->n_patterns; i++)
+		run[i] = pf->literal_of[i] < 0 || found[pf->literal_of[i]];
+	g_free(found);
+	return run;
+}
