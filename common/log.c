@@ -45,18 +45,28 @@ log_level_parse(const char *word)
 	return -1;
 }
 
-static void
-log_vemit(enum log_level level, const char *fmt, va_list ap)
-{
-	int saved_errno = errno;
+/* A line held back by log_hold(). */
+struct held_line {
+	enum log_level level;
 	char *text;
+};
 
-	if (level > log_max && log_captured == NULL) {
-		errno = saved_errno;
-		return;
-	}
-	text = g_strdup_vprintf(fmt, ap);
+static void
+held_free(gpointer data)
+{
+	GArray *lines = data;
 
+	for (guint i = 0; i < lines->len; i++)
+		g_free(g_array_index(lines, struct held_line, i).text);
+	g_array_free(lines, TRUE);
+}
+
+/* This thread's held lines, or NULL when it holds none back. */
+static GPrivate held_lines = G_PRIVATE_INIT(held_free);
+
+static void
+log_write(enum log_level level, const char *text)
+{
 	pthread_mutex_lock(&log_lock);
 	if (log_captured != NULL)
 		g_string_append_printf(log_captured, "%s%s: %s",
@@ -67,9 +77,54 @@ log_vemit(enum log_level level, const char *fmt, va_list ap)
 		syslog(level_priorities[level], "%s: %s", level_words[level],
 		    text);
 	pthread_mutex_unlock(&log_lock);
+}
 
-	g_free(text);
+static void
+log_vemit(enum log_level level, const char *fmt, va_list ap)
+{
+	int saved_errno = errno;
+	GArray *held = g_private_get(&held_lines);
+	struct held_line line;
+
+	if (level > log_max && log_captured == NULL) {
+		errno = saved_errno;
+		return;
+	}
+	line.level = level;
+	line.text = g_strdup_vprintf(fmt, ap);
+	if (held != NULL) {
+		g_array_append_val(held, line);
+	} else {
+		log_write(level, line.text);
+		g_free(line.text);
+	}
 	errno = saved_errno;
+}
+
+void
+log_hold(void)
+{
+	if (g_private_get(&held_lines) == NULL)
+		g_private_set(&held_lines, g_array_new(FALSE, FALSE,
+		    sizeof(struct held_line)));
+}
+
+void
+log_release(gboolean done)
+{
+	GArray *held = g_private_get(&held_lines);
+
+	if (held == NULL)
+		return;
+	for (guint i = 0; i < held->len; i++) {
+		struct held_line *line = &g_array_index(held,
+		    struct held_line, i);
+
+		if (done || line->level <= LOG_LEVEL_WARN)
+			log_write(line->level, line->text);
+	}
+	/* Frees the lines too. */
+	g_private_replace(&held_lines, NULL);
 }
 
 #define LOG_FUNCTION(name, level)				\

@@ -29,6 +29,16 @@ void log_warn(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void log_info(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
+/*
+ * Hold back this thread's lines until log_release(): a case's decisions
+ * are made inside a store transaction, and are logged once it committed
+ * (DONE), outside the store lock; if it was undone, only its warnings
+ * and errors are logged, since the decisions did not happen (the caller
+ * logs why).
+ */
+void log_hold(void);
+void log_release(gboolean done);
+
 /* Tests: keep lines in memory instead of printing them. */
 void log_capture_start(void);
 /* The captured lines joined by '\n'; the capture stops. Caller frees. */

@@ -405,6 +405,7 @@ engine_process(const struct rules *rules, struct store *store, time_t now,
 		outcome_clear(out);
 		return -1;
 	}
+	log_hold();
 
 	key = dedupe_key(msg, env);
 	rc = store_message_seen(store, key, &seen_case, error);
@@ -412,6 +413,7 @@ engine_process(const struct rules *rules, struct store *store, time_t now,
 		out->kind = OUTCOME_DUPLICATE;
 		out->case_id = seen_case;
 		store_rollback(store);
+		log_release(TRUE);
 		log_info("%s: case=%s duplicate: message-id=<%s> seen before",
 		    run.qid, seen_case ? seen_case : "none", key);
 		classification_clear(&run.cls);
@@ -429,6 +431,7 @@ engine_process(const struct rules *rules, struct store *store, time_t now,
 	else
 		store_rollback(store);
 
+	log_release(rc == 0);
 	if (rc == 0)
 		log_outcome(&run);
 	classification_clear(&run.cls);
@@ -471,6 +474,7 @@ fire_one(const struct rules *rules, struct store *store, time_t now,
 
 	if (store_begin(store, error) < 0)
 		return -1;
+	log_hold();
 	rc = store_timer_next_due(store, now, &t, error);
 	if (rc == 1) {
 		act.rules = rules;
@@ -484,6 +488,7 @@ fire_one(const struct rules *rules, struct store *store, time_t now,
 		rc = -1;
 	else if (rc != 1)
 		store_rollback(store);
+	log_release(rc >= 0);
 	timer_record_clear(&t);
 	return rc;
 }

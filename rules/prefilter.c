@@ -169,7 +169,7 @@ find_prefixes(const GPtrArray *literals)
 struct prefilter *
 prefilter_new(const GPtrArray *patterns)
 {
-	char **of_pattern = g_new0(char *, patterns->len + 1);
+	char **of_pattern = g_new0(char *, patterns->len);
 	GPtrArray *literals = collect_literals(patterns, of_pattern);
 	struct prefilter *pf = NULL;
 	guint with_literal = 0;
@@ -202,7 +202,10 @@ prefilter_new(const GPtrArray *patterns)
 	}
 
 	g_ptr_array_free(literals, TRUE);
-	g_strfreev(of_pattern);
+	/* Not g_strfreev(): patterns without a literal leave gaps. */
+	for (guint i = 0; i < patterns->len; i++)
+		g_free(of_pattern[i]);
+	g_free(of_pattern);
 	return pf;
 }
 

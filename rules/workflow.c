@@ -24,6 +24,9 @@ struct move {
 	struct act *act;
 	const struct procedure *proc;
 	struct case_record rec;
+	/* Opened in this move and no timer armed since: there are none
+	 * to settle, and the store need not be asked. */
+	gboolean no_timers;
 };
 
 static gboolean
@@ -304,6 +307,7 @@ arm(struct move *mv, const struct state *st, GError **error)
 	t.status = TIMER_PENDING;
 	t.kind = TIMER_DEADLINE;
 	t.due = due;
+	mv->no_timers = FALSE;
 	if (store_timer_add(mv->act->store, &t, error) < 0)
 		return -1;
 	mv->rec.deadline = due;
@@ -373,10 +377,11 @@ settle_timers(struct move *mv, const struct state *to, GError **error)
 {
 	GPtrArray *timers = g_ptr_array_new_with_free_func(timer_free);
 	gboolean resumed = FALSE;
-	int rc;
+	int rc = 0;
 
-	rc = store_case_timers_each(mv->act->store, mv->rec.id,
-	    collect_timer, timers, error);
+	if (!mv->no_timers)
+		rc = store_case_timers_each(mv->act->store, mv->rec.id,
+		    collect_timer, timers, error);
 	if (!to->paused)
 		mv->rec.deadline = 0;
 	for (guint i = 0; rc == 0 && i < timers->len; i++)
@@ -919,7 +924,7 @@ workflow_open(struct act *act, const struct procedure *proc,
     const char *complainant, const char *subject, const char *linked,
     GPtrArray *tickets, char **case_id_r, GError **error)
 {
-	struct move mv = { act, proc, { 0 } };
+	struct move mv = { act, proc, { 0 }, TRUE };
 	GDateTime *now = g_date_time_new_from_unix_utc(act->now);
 	int year = g_date_time_get_year(now);
 	gint64 seq = next_number(act, proc, year, error);

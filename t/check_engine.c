@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "rules/engine.h"
 #include "t/testutil.h"
 
@@ -622,7 +623,7 @@ START_TEST(full_store_fails_then_the_retry_goes_through)
 {
 	GError *error = NULL;
 	struct outcome out;
-	char *text = NULL;
+	char *text = NULL, *log = NULL;
 	int opened = 0;
 	int rc = 0;
 
@@ -638,8 +639,11 @@ START_TEST(full_store_fails_then_the_retry_goes_through)
 		text = complaint("olaf@example.com", id, "Transfer",
 		    "[IANA #123456] and a long text to fill the pages up.");
 		msg = message_parse(text, strlen(text));
+		g_free(log);
+		log_capture_start();
 		rc = engine_process(rules, store, NOW + i, FALSE, &env, msg,
 		    &out, &error);
+		log = log_capture_stop();
 		if (rc == 0) {
 			opened++;
 			outcome_clear(&out);
@@ -653,6 +657,11 @@ START_TEST(full_store_fails_then_the_retry_goes_through)
 	ck_assert_str_contains(error->message, "full");
 	g_clear_error(&error);
 	ck_assert_int_eq(case_count(), opened);
+	/* Nothing of the failed message happened, and the log says none
+	 * of it (the milter logs the tempfail). */
+	ck_assert_msg(strstr(log, "TESTQ: case=") == NULL, "logged for the "
+	    "failed message:\n%s", log);
+	g_free(log);
 
 	/* Room again: the MTA's retry of the same message goes through. */
 	ck_assert_int_eq(store_set_max_size(store, 0, &error), 0);
