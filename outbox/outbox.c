@@ -275,21 +275,25 @@ outbox_log_stuck(const struct outgoing *mail)
 	g_free(case_id);
 }
 
-/* A row this pass tried already: the store did not move it. */
+/* A row this pass tried already: the store did not move it. (Rows a
+ * batch gave back untried are claimed again, rightly.) */
 static gboolean
 batch_stuck(const struct batch *batch, GHashTable *tried)
 {
-	for (int i = 0; i < batch->claimed; i++) {
-		const struct outgoing *mail = &batch->mail[i];
-
-		if (g_hash_table_contains(tried, &mail->id)) {
-			outbox_log_stuck(mail);
+	for (int i = 0; i < batch->claimed; i++)
+		if (g_hash_table_contains(tried, &batch->mail[i].id)) {
+			outbox_log_stuck(&batch->mail[i]);
 			return TRUE;
 		}
-		g_hash_table_add(tried, g_memdup2(&mail->id,
-		    sizeof(mail->id)));
-	}
 	return FALSE;
+}
+
+static void
+batch_remember_tried(const struct batch *batch, GHashTable *tried)
+{
+	for (int i = 0; i < batch->tried; i++)
+		g_hash_table_add(tried, g_memdup2(&batch->mail[i].id,
+		    sizeof(batch->mail[i].id)));
 }
 
 int
@@ -300,12 +304,17 @@ outbox_run(struct store *store, const struct send_target *target,
 	    g_int64_equal, g_free, NULL);
 	struct send_session *session = send_session_open(target);
 	struct batch batch = { 0 };
+	gint64 started = g_get_monotonic_time();
 	int count = 0, rc;
 
 	for (;;) {
 		gboolean more = keep_going == NULL || keep_going();
+		/* A long pass keeps its claims in step with the clock, so
+		 * that they do not run out before they are made. */
+		time_t at = now + (time_t)((g_get_monotonic_time() - started) /
+		    G_USEC_PER_SEC);
 
-		rc = outbox_take(store, target, now, more, &batch, error);
+		rc = outbox_take(store, target, at, more, &batch, error);
 		if (rc <= 0)
 			break;
 		if (batch_stuck(&batch, tried)) {
@@ -315,7 +324,8 @@ outbox_run(struct store *store, const struct send_target *target,
 			rc = 0;
 			break;
 		}
-		batch_send(&batch, session, now, keep_going);
+		batch_send(&batch, session, at, keep_going);
+		batch_remember_tried(&batch, tried);
 		count += batch.tried;
 	}
 

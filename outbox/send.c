@@ -11,10 +11,11 @@
  * hosts, since the mail crosses no network. A session (one outbox pass)
  * keeps its connection for up to SESSION_MAILS_MAX mails, since a
  * connection and greeting cost more than the mail itself; a mail the
- * MTA refused is followed by RSET, anything else by a new connection. Both keep at most SEND_OUTPUT_CAP
- * bytes of what the MTA said and show a printable, capped part of it in
- * the error. SIGPIPE is held off while writing, so a command that exits
- * early cannot kill the daemon.
+ * MTA refused is followed by RSET, anything else by a new connection.
+ * Both transports keep at most SEND_OUTPUT_CAP bytes of what the MTA
+ * said and show a printable, capped part of it in the error. SIGPIPE
+ * is held off while writing, so a command that exits early cannot kill
+ * the daemon.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -695,6 +696,7 @@ static int
 smtp_reply(struct smtp *s, GString *text, GError **error)
 {
 	GString *line = g_string_new(NULL);
+	char first[3];
 	int code = -1;
 
 	g_string_assign(text, "");
@@ -711,6 +713,15 @@ smtp_reply(struct smtp *s, GString *text, GError **error)
 			g_free(shown);
 			break;
 		}
+		if (n > 0 && strncmp(line->str, first, 3) != 0) {
+			char *shown = text_printable(line->str, 80);
+
+			smtp_fail(s, error, "reply lines with different "
+			    "codes: \"%s\" after %.3s", shown, first);
+			g_free(shown);
+			break;
+		}
+		memcpy(first, line->str, 3);
 		output_add(text, line->str, line->len);
 		output_add(text, " ", 1);
 		if (line->len == 3 || line->str[3] == ' ') {
@@ -809,23 +820,26 @@ smtp_open(struct smtp *s, const struct send_target *target,
     GError **error)
 {
 	char *ehlo = g_strdup_printf("EHLO %s\r\n", smtp_helo_name());
+	char *helo = g_strdup_printf("HELO %s\r\n", smtp_helo_name());
 	int rc = -1;
 
 	g_string_truncate(s->input, 0);
 	if (smtp_connect(s, target, error) < 0 ||
 	    smtp_step(s, "greeting", NULL, 2, error) < 0)
 		goto out;
-	if (smtp_step(s, "EHLO", ehlo, 2, NULL) < 0) {
-		/* An old server: greet it the old way. */
-		ehlo[0] = 'H';
-		if (smtp_step(s, "HELO", ehlo, 2, error) < 0)
-			goto out;
-	}
+	/* An old server refuses EHLO: greet it the old way. */
+	if (smtp_step(s, "EHLO", ehlo, 2, NULL) < 0 &&
+	    smtp_step(s, "HELO", helo, 2, error) < 0)
+		goto out;
 	rc = 0;
 out:
 	g_free(ehlo);
+	g_free(helo);
 	return rc;
 }
+
+/* QUIT is a courtesy: wait this long for its answer, no longer. */
+#define QUIT_WAIT_MS 1000
 
 static void
 smtp_close(struct smtp *s, gboolean polite)
@@ -833,10 +847,30 @@ smtp_close(struct smtp *s, gboolean polite)
 	if (s->fd < 0)
 		return;
 	/* The mails are in; how QUIT goes does not matter. */
+	s->deadline = MIN(s->deadline, g_get_monotonic_time() +
+	    QUIT_WAIT_MS * 1000);
 	if (polite)
 		smtp_step(s, "QUIT", "QUIT\r\n", 2, NULL);
 	close(s->fd);
 	s->fd = -1;
+}
+
+/*
+ * Nothing may wait unread when we are about to speak: a server that
+ * replied early or twice would have its words taken as the answer to
+ * our next command, and a refusal given to one mail charged to another.
+ * Such a connection is not trusted again.
+ */
+static int
+smtp_quiet(struct smtp *s, const char *before, GError **error)
+{
+	struct pollfd pfd = { s->fd, POLLIN, 0 };
+
+	if (s->input->len == 0 && poll(&pfd, 1, 0) == 0)
+		return 0;
+	s->last_code = -1;
+	return smtp_fail(s, error, "the server spoke out of turn before %s",
+	    before);
 }
 
 /* Where one mail's transaction failed: a reused connection that fails
@@ -855,11 +889,13 @@ smtp_transaction(struct smtp *s, const char *sender, const char *recipient,
 	int rc = -1;
 
 	*failed_at = STAGE_MAIL;
-	if (smtp_step(s, "MAIL FROM", mail, 2, error) < 0)
+	if (smtp_quiet(s, "MAIL FROM", error) < 0 ||
+	    smtp_step(s, "MAIL FROM", mail, 2, error) < 0)
 		goto out;
 	*failed_at = STAGE_LATER;
 	if (smtp_step(s, "RCPT TO", rcpt, 2, error) < 0 ||
-	    smtp_step(s, "DATA", "DATA\r\n", 3, error) < 0)
+	    smtp_step(s, "DATA", "DATA\r\n", 3, error) < 0 ||
+	    smtp_quiet(s, "the message", error) < 0)
 		goto out;
 	payload = smtp_payload(message);
 	if (smtp_write(s, payload->str, payload->len, error) < 0 ||
@@ -918,7 +954,10 @@ session_smtp_try(struct send_session *session, const char *sender,
 		g_propagate_error(error, mine);
 		return -1;
 	}
-	if (++session->mails >= SESSION_MAILS_MAX)
+	/* More than the one reply: taken, but not a connection to keep. */
+	if (s->input->len > 0)
+		smtp_close(s, FALSE);
+	else if (++session->mails >= SESSION_MAILS_MAX)
 		smtp_close(s, TRUE);
 	return 0;
 }

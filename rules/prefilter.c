@@ -34,35 +34,72 @@ struct prefilter {
 	GArray **prefixes;	/* per literal: the literals that start it */
 };
 
-/* Whether SOURCE has a '|' outside any group or class: then no literal
- * is required of every match. */
+/* Groups whose text holds no pattern of its own: "(?:", "(?=", "(?!",
+ * "(?>", "(?|", "(?<=", "(?<!", named groups. Anything else after "(?"
+ * or "(*" (options, comments, callouts, verbs, conditions, recursion)
+ * may hide a '(' or '|', or change how the literal matches. */
 static gboolean
-has_top_level_alternation(const char *source)
+group_opening_plain(const char *p)
+{
+	if (p[1] != '?')
+		return p[1] != '*';
+	if (strchr(":=!>|'", p[2]) != NULL && p[2] != '\0')
+		return TRUE;
+	if (p[2] == 'P' && p[3] == '<')
+		return TRUE;
+	return p[2] == '<' && (p[3] == '=' || p[3] == '!' ||
+	    g_ascii_isalpha(p[3]) || p[3] == '_');
+}
+
+/* Skip the class starting at P ('['); NULL if it is one we do not read
+ * (a POSIX class, quoting) or it does not end. */
+static const char *
+class_end(const char *p)
+{
+	p += p[1] == '^' ? 2 : 1;
+	if (*p == ']')
+		p++;
+	for (; *p != '\0' && *p != ']'; p++) {
+		if (*p == '[' && p[1] == ':')
+			return NULL;
+		if (*p == '\\' && (p[1] == 'Q' || p[1] == 'E' || p[1] == '\0'))
+			return NULL;
+		if (*p == '\\')
+			p++;
+	}
+	return *p == ']' ? p : NULL;
+}
+
+/*
+ * Whether SOURCE is plain enough to read its leading literal: no '|'
+ * outside a group (else a match may lack it), and none of the
+ * constructs that may hide a bracket or a bar or act on the literal
+ * (quoting, comments, options, callouts, verbs, POSIX classes).
+ */
+static gboolean
+pattern_plain(const char *source)
 {
 	int depth = 0;
 
 	for (const char *p = source; *p != '\0'; p++) {
 		if (*p == '\\') {
-			if (p[1] == 'Q' || p[1] == '\0')
-				return TRUE;	/* quoting: not worth reading */
+			if (p[1] == 'Q' || p[1] == 'E' || p[1] == '\0')
+				return FALSE;
 			p++;
 		} else if (*p == '[') {
-			p += p[1] == '^' ? 2 : 1;
-			if (*p == ']')
-				p++;
-			while (*p != '\0' && *p != ']')
-				p += *p == '\\' && p[1] != '\0' ? 2 : 1;
-			if (*p == '\0')
-				return TRUE;
+			if ((p = class_end(p)) == NULL)
+				return FALSE;
 		} else if (*p == '(') {
+			if (!group_opening_plain(p))
+				return FALSE;
 			depth++;
 		} else if (*p == ')') {
 			depth--;
 		} else if (*p == '|' && depth == 0) {
-			return TRUE;
+			return FALSE;
 		}
 	}
-	return FALSE;
+	return depth == 0;
 }
 
 static gboolean
@@ -76,7 +113,8 @@ literal_char(char c)
  * The literal every match of SOURCE starts with, after any \b: letters,
  * digits and _-:# up to the first other character. A quantifier after
  * the run makes its last character optional, so that one is left out.
- * NULL when there is none of at least LITERAL_MIN characters.
+ * NULL when the pattern is not plain (above) or there is no literal of
+ * at least LITERAL_MIN characters.
  */
 char *
 prefilter_literal(const char *source)
@@ -84,7 +122,7 @@ prefilter_literal(const char *source)
 	const char *p = source, *start;
 	size_t len;
 
-	if (has_top_level_alternation(source))
+	if (!pattern_plain(source))
 		return NULL;
 	while (g_str_has_prefix(p, "\\b"))
 		p += 2;

@@ -11,7 +11,6 @@
 
 #include "parser/message.h"
 #include "rules/classify.h"
-#include "rules/prefilter.h"
 #include "t/testutil.h"
 
 static struct rules *rules;
@@ -470,136 +469,12 @@ START_TEST(thousand_levels_of_nesting_are_cut)
 }
 END_TEST
 
-/*
- * The ticket prefilter (rules/prefilter.c): the literal a pattern
- * starts with, and the same tickets with and without it.
- */
-static const struct {
-	const char *pattern;
-	const char *literal;
-} literal_cases[] = {
-	{ "\\bVENDOR17[ -]?(?:case|ticket)[ #:]*(\\d{5,9})\\b", "VENDOR17" },
-	{ "TKT-(\\d+)", "TKT-" },
-	{ "VENDOR1?x", "VENDOR" },
-	{ "ABCD{2}", "ABC" },
-	{ "\\bAB(\\d+)", NULL },
-	{ "(?i)acme-(\\d+)", NULL },
-	{ "abc|def", NULL },
-	{ "abc[|]def", "abc" },
-	{ "(abc|def)x", NULL },
-	{ "\\d{6}", NULL },
-	{ "\\[IANA #(\\d{4,10})\\]", NULL },
-	{ "\\QVENDOR\\E", NULL },
-};
-
-START_TEST(prefilter_finds_the_leading_literal)
-{
-	char *got = prefilter_literal(literal_cases[_i].pattern);
-
-	ck_assert_msg(g_strcmp0(got, literal_cases[_i].literal) == 0,
-	    "%s: got %s, want %s", literal_cases[_i].pattern, got,
-	    literal_cases[_i].literal);
-	g_free(got);
-}
-END_TEST
-
-/* The test rules with vendor patterns added, some the prefix of others,
- * one caseless and so without a literal. */
-static struct rules *
-vendor_rules(void)
-{
-	char *path = test_path("t/rules/test-rules.yaml");
-	char *templates = test_path("templates");
-	char *dir = test_tmpdir(), *text, *out, *at;
-	GString *rules_text = g_string_new(NULL);
-	GError *error = NULL;
-	struct rules *vendor;
-
-	ck_assert(g_file_get_contents(path, &text, NULL, NULL));
-	at = strstr(text, "\ntickets:\n");
-	ck_assert_ptr_nonnull(at);
-	g_string_append_len(rules_text, text, at - text);
-	g_string_append(rules_text, "\ntickets:\n");
-	for (int i = 1; i <= 12; i++)
-		g_string_append_printf(rules_text, "  - pattern: '\\bVENDOR%d"
-		    "[ -]?(\\d{5})\\b'\n", i);
-	g_string_append(rules_text, "  - pattern: '(?i)\\bacme-(\\d{4})'\n");
-	g_string_append(rules_text, at + strlen("\ntickets:\n"));
-	out = g_build_filename(dir, "rules.yaml", NULL);
-	ck_assert(g_file_set_contents(out, rules_text->str, -1, NULL));
-	vendor = rules_load(out, templates, &error);
-	ck_assert_msg(vendor != NULL, "%s", error ? error->message : "");
-	test_tmpdir_remove(dir);
-	g_string_free(rules_text, TRUE);
-	g_free(out);
-	g_free(text);
-	g_free(path);
-	g_free(templates);
-	return vendor;
-}
-
-static char *
-tickets_of(struct rules *r, const char *body)
-{
-	struct message msg = { 0 };
-	struct classification cls;
-	char *refs[] = { NULL }, *joined;
-
-	msg.subject = "Complaint";
-	msg.body = (char *)body;
-	msg.references = refs;
-	classify_message(r, &msg, "x@example.net", &cls);
-	g_ptr_array_add(cls.tickets, NULL);
-	joined = g_strjoinv(",", (char **)cls.tickets->pdata);
-	g_ptr_array_remove_index(cls.tickets, cls.tickets->len - 1);
-	classification_clear(&cls);
-	return joined;
-}
-
-static const struct {
-	const char *body;
-	const char *tickets;
-} prefilter_texts[] = {
-	{ "", "" },
-	{ "no vendor here", "" },
-	{ "VENDOR12 12345 and VENDOR1-22222", "22222,12345" },
-	{ "VENDOR1 VENDOR12-33333", "33333" },
-	/* Only VENDOR1 matches, where the scan sees VENDOR12. */
-	{ "VENDOR123456", "23456" },
-	{ "x VENDOR3 44444", "44444" },
-	{ "\xc3\xa9VENDOR4 55555\xc3\xa9 ACME-1234 vendor5 66666", "1234" },
-	{ "ends with VENDOR9", "" },
-	{ "VENDOR11-77777 VENDOR11-88888 Ticket 2026-00042", "77777,88888,"
-	    "2026-00042" },
-};
-
-START_TEST(prefilter_keeps_the_same_tickets)
-{
-	struct rules *vendor = vendor_rules();
-	char *with, *without;
-
-	ck_assert_ptr_nonnull(vendor->ticket_prefilter);
-	with = tickets_of(vendor, prefilter_texts[_i].body);
-	prefilter_free(&vendor->ticket_prefilter);
-	without = tickets_of(vendor, prefilter_texts[_i].body);
-
-	ck_assert_str_eq(with, without);
-	ck_assert_msg(strcmp(with, prefilter_texts[_i].tickets) == 0,
-	    "\"%s\": got \"%s\", want \"%s\"", prefilter_texts[_i].body,
-	    with, prefilter_texts[_i].tickets);
-	g_free(with);
-	g_free(without);
-	rules_unref(&vendor);
-}
-END_TEST
-
 int
 main(void)
 {
 	Suite *s = suite_create("messages");
 	TCase *tc = tcase_create("hard messages");
 	TCase *big = tcase_create("hostile sizes");
-	TCase *pre = tcase_create("ticket prefilter");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, hard_message_gives_expected_result, 0,
@@ -615,11 +490,6 @@ main(void)
 	suite_add_tcase(s, tc);
 
 	/* Generous for valgrind and ASan; a quadratic cost takes hours. */
-	tcase_add_loop_test(pre, prefilter_finds_the_leading_literal, 0,
-	    G_N_ELEMENTS(literal_cases));
-	tcase_add_loop_test(pre, prefilter_keeps_the_same_tickets, 0,
-	    G_N_ELEMENTS(prefilter_texts));
-	suite_add_tcase(s, pre);
 	tcase_add_checked_fixture(big, setup, teardown);
 	tcase_set_timeout(big, 120);
 	tcase_add_test(big, ten_megabyte_body_line_is_read_in_bounded_time);

@@ -1327,6 +1327,49 @@ START_TEST(test_run_stops_when_told)
 }
 END_TEST
 
+/* A batch cut short (here by one "stop" that is then taken back) gives
+ * its untried rows back; the same pass claims and sends them, and does
+ * not take them for rows the store failed to move. */
+static int keep_going_calls;
+
+static gboolean
+keep_going_but_third(void)
+{
+	return ++keep_going_calls != 3;
+}
+
+START_TEST(test_run_sends_rows_given_back)
+{
+	struct run_fixture fx = run_setup();
+	char *fake = fake_recording(fx.dir);
+	struct send_target *target = target_for(fake);
+	GError *error = NULL;
+	gint64 ids[5];
+	int tried;
+
+	for (int i = 0; i < 5; i++) {
+		char *message_id = g_strdup_printf("ack.%d@esc.example", i);
+
+		ids[i] = run_queue(fx.store, message_id, NOW - 10 + i);
+		g_free(message_id);
+	}
+	keep_going_calls = 0;
+	log_capture_start();
+	tried = outbox_run(fx.store, target, NOW, keep_going_but_third,
+	    &error);
+	g_free(log_capture_stop());
+	ck_assert_msg(tried == 5, "tried %d: %s", tried,
+	    error != NULL ? error->message : "");
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(run_row(fx.store, ids[i]).state,
+		    OUTGOING_SENT);
+
+	send_target_free(&target);
+	g_free(fake);
+	run_teardown(&fx);
+}
+END_TEST
+
 START_TEST(test_run_failure_keeps_queued)
 {
 	struct run_fixture fx = run_setup();
@@ -1513,6 +1556,7 @@ outbox_suite(void)
 	tcase_add_test(run, test_run_sends_and_marks_sent);
 	tcase_add_test(run, test_run_batches_over_one_connection);
 	tcase_add_test(run, test_run_stops_when_told);
+	tcase_add_test(run, test_run_sends_rows_given_back);
 	tcase_add_test(run, test_run_failure_keeps_queued);
 	tcase_add_test(run, test_run_permanent_refusal_fails_at_once);
 	tcase_add_test(run, test_run_skips_rows_claimed_by_another_sender);
