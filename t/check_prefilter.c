@@ -292,8 +292,8 @@ START_TEST(overlapping_literals_keep_the_same_tickets)
 }
 END_TEST
 
-/* Thousands of literal occurrences, overlapping, in a 2 MB text: the
- * scan must stay linear. */
+/* Thousands of literal occurrences, overlapping, in a 64 KB
+ * text: the scan must stay linear. */
 START_TEST(many_occurrences_in_bounded_time)
 {
 	struct rules *r = rules_with(overlapping);
@@ -301,7 +301,7 @@ START_TEST(many_occurrences_in_bounded_time)
 	gint64 t0, t1, t2;
 	char *with, *without;
 
-	while (text->len < 2 * 1024 * 1024)
+	while (text->len < 64 * 1024)
 		g_string_append(text, "ABCDEFABCDYXABCABC\xc3\xa9");
 	g_string_append(text, " ABCD-42");
 	t0 = g_get_monotonic_time();
@@ -311,10 +311,8 @@ START_TEST(many_occurrences_in_bounded_time)
 	without = tickets_of(r, text->str);
 	t2 = g_get_monotonic_time();
 	ck_assert_str_eq(with, without);
-	fprintf(stderr, "many occurrences: %.3f s with prefilter, %.3f s "
-	    "without\n", (t1 - t0) / 1e6, (t2 - t1) / 1e6);
-	ck_assert_msg(t1 - t0 < 10 * G_USEC_PER_SEC, "prefilter took %.1f s",
-	    (t1 - t0) / 1e6);
+	ck_assert_msg(t1 - t0 < 10 * G_USEC_PER_SEC, "prefilter took %.1f s "
+	    "(%.1f s without)", (t1 - t0) / 1e6, (t2 - t1) / 1e6);
 	g_string_free(text, TRUE);
 	g_free(with);
 	g_free(without);
@@ -385,9 +383,13 @@ compiles(const char *source, pcre2_code **code_r)
 	return *code_r != NULL;
 }
 
+/* Seeds: the first half with every tricky piece, the second half with
+ * only the pieces the prefilter reads. */
+#define RANDOM_ROUNDS 300
+
 START_TEST(random_patterns_keep_every_match)
 {
-	gboolean known = _i >= 300;
+	gboolean known = _i >= RANDOM_ROUNDS / 2;
 	const char *const *set = known ? pieces_known : pieces;
 	int n_set = known ? (int)G_N_ELEMENTS(pieces_known) :
 	    (int)G_N_ELEMENTS(pieces);
@@ -496,7 +498,8 @@ main(void)
 	tcase_add_test(tc, many_occurrences_in_bounded_time);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(rnd, 120);
-	tcase_add_loop_test(rnd, random_patterns_keep_every_match, 0, 600);
+	tcase_add_loop_test(rnd, random_patterns_keep_every_match, 0,
+	    RANDOM_ROUNDS);
 	suite_add_tcase(s, rnd);
 	return test_run_suite(s);
 }

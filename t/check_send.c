@@ -433,7 +433,6 @@ START_TEST(hostile_server)
 	    "took %.2f s%s", cases[_i].name, (t1 - t0) / 1e6, report->str);
 	ck_assert_msg(after == before, "%s: %d fds before, %d after%s",
 	    cases[_i].name, before, after, report->str);
-	fprintf(stderr, "%s:%s\n", cases[_i].name, report->str);
 	g_string_free(report, TRUE);
 	g_free(srv);
 }
