@@ -45,34 +45,21 @@ outbox_backoff(int attempts)
 	return BACKOFF_LATER;
 }
 
-/* What became of one send, to be recorded with the next claim. */
+/* What became of one send, to be recorded with the next claim; the
+ * row itself stays in its batch until then. */
 struct attempt {
-	gboolean pending;	/* sent or tried, not yet recorded */
-	gint64 id;
-	int attempts;		/* before this one */
-	time_t created;
-	char *case_id, *to;	/* printable, for the log */
 	time_t next;		/* retry at; 0: give up */
 	char *reason;		/* why it failed, or NULL: sent */
 };
 
-static void
-attempt_clear(struct attempt *at)
-{
-	g_free(at->case_id);
-	g_free(at->to);
-	g_free(at->reason);
-	memset(at, 0, sizeof *at);
-}
-
-/* Record AT in the open transaction. */
+/* Record AT, the send of MAIL, in the open transaction. */
 static int
-attempt_mark(struct store *store, const struct attempt *at, time_t now,
-    GError **error)
+attempt_mark(struct store *store, const struct outgoing *mail,
+    const struct attempt *at, time_t now, GError **error)
 {
 	if (at->reason == NULL)
-		return store_outbox_mark_sent(store, at->id, now, error);
-	return store_outbox_mark_retry(store, at->id, at->next, at->reason,
+		return store_outbox_mark_sent(store, mail->id, now, error);
+	return store_outbox_mark_retry(store, mail->id, at->next, at->reason,
 	    error);
 }
 
@@ -87,22 +74,6 @@ outbox_retry_at(const struct outgoing *mail, time_t now)
 	return MIN(now + outbox_backoff(mail->attempts + 1), give_up);
 }
 
-static void
-log_failure(const struct outgoing *mail, time_t now, time_t next,
-    const char *case_id, const char *to, const char *reason)
-{
-	if (next == 0)
-		log_warn("case=%s outbox: failed id=%" G_GINT64_FORMAT
-		    " to=<%s> attempts=%d age=%llds limit=%ds: %s", case_id,
-		    mail->id, to, mail->attempts + 1,
-		    (long long)(now - mail->created), OUTBOX_MAX_AGE, reason);
-	else
-		log_warn("case=%s outbox: deferred id=%" G_GINT64_FORMAT
-		    " to=<%s> attempts=%d retry_in=%llds: %s", case_id,
-		    mail->id, to, mail->attempts + 1,
-		    (long long)(next - now), reason);
-}
-
 /* Compose and send one row, into AT; nothing is stored yet. */
 static void
 attempt_send(struct send_session *session, const struct outgoing *mail,
@@ -111,12 +82,6 @@ attempt_send(struct send_session *session, const struct outgoing *mail,
 	GBytes *message = compose_message(mail, now);
 	GError *send_error = NULL;
 
-	at->pending = TRUE;
-	at->id = mail->id;
-	at->attempts = mail->attempts;
-	at->created = mail->created;
-	at->case_id = text_printable(mail->case_id, 64);
-	at->to = text_printable(mail->recipient, TEXT_LOG_CAP);
 	if (send_session_message(session, mail->sender, mail->recipient,
 	    message, &send_error) < 0) {
 		at->reason = text_printable(send_error->message, 1000);
@@ -128,25 +93,36 @@ attempt_send(struct send_session *session, const struct outgoing *mail,
 	g_bytes_unref(message);
 }
 
-/* Log what became of AT once its record committed, or did not. */
+/* Log what became of MAIL (AT) once its record committed, or did not. */
 static void
-attempt_log(const struct attempt *at, time_t now, const GError *store_error)
+attempt_log(const struct outgoing *mail, const struct attempt *at,
+    time_t now, const GError *store_error)
 {
-	struct outgoing mail = { .id = at->id, .attempts = at->attempts,
-		.created = at->created };
+	char *case_id = text_printable(mail->case_id, 64);
+	char *to = text_printable(mail->recipient, TEXT_LOG_CAP);
 
 	if (store_error != NULL)
 		log_err("case=%s outbox: %s id=%" G_GINT64_FORMAT " to=<%s> "
-		    "but could not record it: %s", at->case_id,
-		    at->reason == NULL ? "sent" : "failed", at->id, at->to,
+		    "but could not record it: %s", case_id,
+		    at->reason == NULL ? "sent" : "failed", mail->id, to,
 		    store_error->message);
 	else if (at->reason == NULL)
 		log_info("case=%s outbox: sent id=%" G_GINT64_FORMAT
-		    " to=<%s> attempts=%d", at->case_id, at->id, at->to,
-		    at->attempts + 1);
-	else
-		log_failure(&mail, now, at->next, at->case_id, at->to,
+		    " to=<%s> attempts=%d", case_id, mail->id, to,
+		    mail->attempts + 1);
+	else if (at->next == 0)
+		log_warn("case=%s outbox: failed id=%" G_GINT64_FORMAT
+		    " to=<%s> attempts=%d age=%llds limit=%ds: %s", case_id,
+		    mail->id, to, mail->attempts + 1,
+		    (long long)(now - mail->created), OUTBOX_MAX_AGE,
 		    at->reason);
+	else
+		log_warn("case=%s outbox: deferred id=%" G_GINT64_FORMAT
+		    " to=<%s> attempts=%d retry_in=%llds: %s", case_id,
+		    mail->id, to, mail->attempts + 1,
+		    (long long)(at->next - now), at->reason);
+	g_free(case_id);
+	g_free(to);
 }
 
 /* A batch: the rows claimed, and what became of those tried so far. */
@@ -163,7 +139,7 @@ batch_clear(struct batch *batch)
 {
 	for (int i = 0; i < batch->claimed; i++) {
 		outgoing_clear(&batch->mail[i]);
-		attempt_clear(&batch->done[i]);
+		g_free(batch->done[i].reason);
 	}
 	batch->claimed = batch->tried = 0;
 }
@@ -175,7 +151,8 @@ batch_record(struct store *store, const struct batch *batch, time_t now,
 {
 	for (int i = 0; i < batch->claimed; i++) {
 		int rc = i < batch->tried ?
-		    attempt_mark(store, &batch->done[i], now, error) :
+		    attempt_mark(store, &batch->mail[i], &batch->done[i], now,
+		    error) :
 		    store_outbox_release(store, batch->mail[i].id,
 		    batch->until, now, error);
 
@@ -235,7 +212,8 @@ outbox_take(struct store *store, const struct send_target *target,
 		rc = -1;
 out:
 	for (int i = 0; i < last.tried; i++)
-		attempt_log(&last.done[i], now, rc < 0 ? store_error : NULL);
+		attempt_log(&last.mail[i], &last.done[i], now,
+		    rc < 0 ? store_error : NULL);
 	batch_clear(&last);
 	if (store_error != NULL) {
 		rc = -1;

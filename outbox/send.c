@@ -954,10 +954,9 @@ session_smtp_try(struct send_session *session, const char *sender,
 		g_propagate_error(error, mine);
 		return -1;
 	}
-	/* More than the one reply: taken, but not a connection to keep. */
-	if (s->input->len > 0)
-		smtp_close(s, FALSE);
-	else if (++session->mails >= SESSION_MAILS_MAX)
+	/* Anything the server said beyond its reply is caught before the
+	 * next MAIL FROM, which then goes on a new connection. */
+	if (++session->mails >= SESSION_MAILS_MAX)
 		smtp_close(s, TRUE);
 	return 0;
 }

@@ -17,7 +17,6 @@
  */
 #include <string.h>
 
-#include "common/log.h"
 #include "rules/prefilter.h"
 
 /* Fewer patterns with a literal than this: the separate scans are as
@@ -143,25 +142,44 @@ longest_first(gconstpointer a, gconstpointer b)
 	    *(char *const *)b);
 }
 
-/* The distinct literals of PATTERNS, longest first; LITERAL_OF filled. */
-static GPtrArray *
-collect_literals(const GPtrArray *patterns, char **of_pattern)
+/*
+ * The distinct literals of PATTERNS into PF, longest first, and for each
+ * pattern the place of its literal there (or -1). Gives how many
+ * patterns have a literal.
+ */
+static guint
+collect_literals(struct prefilter *pf, const GPtrArray *patterns)
 {
-	GPtrArray *literals = g_ptr_array_new();
-	GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTable *place = g_hash_table_new(g_str_hash, g_str_equal);
+	char **of_pattern = g_new0(char *, patterns->len);
+	guint with_literal = 0;
 
+	pf->literals = g_ptr_array_new_with_free_func(g_free);
 	for (guint i = 0; i < patterns->len; i++) {
 		const struct pattern *pat = patterns->pdata[i];
 
-		of_pattern[i] = pat->code != NULL ?
-		    prefilter_literal(pat->source) : NULL;
-		if (of_pattern[i] != NULL &&
-		    g_hash_table_add(seen, of_pattern[i]))
-			g_ptr_array_add(literals, of_pattern[i]);
+		if (pat->code == NULL ||
+		    (of_pattern[i] = prefilter_literal(pat->source)) == NULL)
+			continue;
+		with_literal++;
+		if (g_hash_table_add(place, of_pattern[i]))
+			g_ptr_array_add(pf->literals, g_strdup(of_pattern[i]));
 	}
-	g_hash_table_destroy(seen);
-	g_ptr_array_sort(literals, longest_first);
-	return literals;
+	g_ptr_array_sort(pf->literals, longest_first);
+
+	g_hash_table_remove_all(place);
+	for (guint k = 0; k < pf->literals->len; k++)
+		g_hash_table_insert(place, pf->literals->pdata[k],
+		    GUINT_TO_POINTER(k));
+	pf->literal_of = g_new(int, patterns->len);
+	for (guint i = 0; i < patterns->len; i++) {
+		pf->literal_of[i] = of_pattern[i] == NULL ? -1 :
+		    GPOINTER_TO_INT(g_hash_table_lookup(place, of_pattern[i]));
+		g_free(of_pattern[i]);
+	}
+	g_free(of_pattern);
+	g_hash_table_destroy(place);
+	return with_literal;
 }
 
 static pcre2_code *
@@ -207,43 +225,16 @@ find_prefixes(const GPtrArray *literals)
 struct prefilter *
 prefilter_new(const GPtrArray *patterns)
 {
-	char **of_pattern = g_new0(char *, patterns->len);
-	GPtrArray *literals = collect_literals(patterns, of_pattern);
-	struct prefilter *pf = NULL;
-	guint with_literal = 0;
+	struct prefilter *pf = g_new0(struct prefilter, 1);
 
-	for (guint i = 0; i < patterns->len; i++)
-		with_literal += of_pattern[i] != NULL;
-	if (with_literal >= PREFILTER_MIN) {
-		pf = g_new0(struct prefilter, 1);
-		pf->code = compile_alternation(literals);
+	pf->n_patterns = patterns->len;
+	if (collect_literals(pf, patterns) >= PREFILTER_MIN)
+		pf->code = compile_alternation(pf->literals);
+	if (pf->code == NULL) {
+		prefilter_free(&pf);
+		return NULL;
 	}
-	if (pf != NULL && pf->code != NULL) {
-		pf->n_patterns = patterns->len;
-		pf->literal_of = g_new(int, patterns->len);
-		for (guint i = 0; i < patterns->len; i++) {
-			guint k = 0;
-
-			if (of_pattern[i] != NULL)
-				g_ptr_array_find_with_equal_func(literals,
-				    of_pattern[i], g_str_equal, &k);
-			pf->literal_of[i] = of_pattern[i] != NULL ? (int)k : -1;
-		}
-		pf->literals = g_ptr_array_new_with_free_func(g_free);
-		for (guint i = 0; i < literals->len; i++)
-			g_ptr_array_add(pf->literals,
-			    g_strdup(literals->pdata[i]));
-		pf->prefixes = find_prefixes(pf->literals);
-	} else if (pf != NULL) {
-		log_debug("rules: ticket prefilter not built");
-		g_clear_pointer(&pf, g_free);
-	}
-
-	g_ptr_array_free(literals, TRUE);
-	/* Not g_strfreev(): patterns without a literal leave gaps. */
-	for (guint i = 0; i < patterns->len; i++)
-		g_free(of_pattern[i]);
-	g_free(of_pattern);
+	pf->prefixes = find_prefixes(pf->literals);
 	return pf;
 }
 
@@ -252,7 +243,8 @@ prefilter_free(struct prefilter **pf)
 {
 	if (*pf == NULL)
 		return;
-	for (guint i = 0; i < (*pf)->literals->len; i++)
+	for (guint i = 0; (*pf)->prefixes != NULL &&
+	    i < (*pf)->literals->len; i++)
 		g_array_free((*pf)->prefixes[i], TRUE);
 	g_free((*pf)->prefixes);
 	g_ptr_array_free((*pf)->literals, TRUE);
