@@ -835,18 +835,8 @@ server_start_n(const char *rcpt_reply, int sessions, int hang_up_after,
     const char *refused)
 {
 	struct smtp_server *srv = g_new0(struct smtp_server, 1);
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	srv->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(srv->listen_fd, 0);
-	ck_assert_int_eq(bind(srv->listen_fd, (struct sockaddr *)&sin,
-	    sizeof(sin)), 0);
-	ck_assert_int_eq(listen(srv->listen_fd, 1), 0);
-	ck_assert_int_eq(getsockname(srv->listen_fd, (struct sockaddr *)&sin,
-	    &len), 0);
-	srv->port = ntohs(sin.sin_port);
+	srv->listen_fd = test_listen_loopback(&srv->port);
 	srv->rcpt_reply = rcpt_reply;
 	srv->sessions = sessions;
 	srv->hang_up_after = hang_up_after;
@@ -1152,6 +1142,18 @@ run_queue(struct store *store, const char *message_id, time_t created)
 	return mail.id;
 }
 
+/* Queue N rows, created a second apart from FIRST; their ids in IDS. */
+static void
+run_queue_many(struct store *store, gint64 *ids, int n, time_t first)
+{
+	for (int i = 0; i < n; i++) {
+		char *message_id = g_strdup_printf("ack.%d@esc.example", i);
+
+		ids[i] = run_queue(store, message_id, first + i);
+		g_free(message_id);
+	}
+}
+
 /* What a row looks like after a pass. */
 struct row_state {
 	gint64 id;
@@ -1250,12 +1252,7 @@ START_TEST(test_run_batches_over_one_connection)
 	gint64 ids[40];
 	char *log;
 
-	for (int i = 0; i < 40; i++) {
-		char *message_id = g_strdup_printf("ack.%d@esc.example", i);
-
-		ids[i] = run_queue(fx.store, message_id, NOW - 100 + i);
-		g_free(message_id);
-	}
+	run_queue_many(fx.store, ids, 40, NOW - 100);
 	ck_assert_int_eq(run_pass(fx.store, target, NOW, &log), 40);
 	server_join(srv);
 
@@ -1292,12 +1289,7 @@ START_TEST(test_run_stops_when_told)
 	char *log;
 	int tried;
 
-	for (int i = 0; i < 5; i++) {
-		char *message_id = g_strdup_printf("ack.%d@esc.example", i);
-
-		ids[i] = run_queue(fx.store, message_id, NOW - 10 + i);
-		g_free(message_id);
-	}
+	run_queue_many(fx.store, ids, 5, NOW - 10);
 
 	/* Asked before the pass claims, then before the second mail. */
 	keep_going_left = 2;
@@ -1347,12 +1339,7 @@ START_TEST(test_run_sends_rows_given_back)
 	gint64 ids[5];
 	int tried;
 
-	for (int i = 0; i < 5; i++) {
-		char *message_id = g_strdup_printf("ack.%d@esc.example", i);
-
-		ids[i] = run_queue(fx.store, message_id, NOW - 10 + i);
-		g_free(message_id);
-	}
+	run_queue_many(fx.store, ids, 5, NOW - 10);
 	keep_going_calls = 0;
 	log_capture_start();
 	tried = outbox_run(fx.store, target, NOW, keep_going_but_third,

@@ -289,18 +289,8 @@ static struct hsrv *
 srv_start(enum behaviour how)
 {
 	struct hsrv *srv = g_new0(struct hsrv, 1);
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	srv->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(srv->listen_fd, 0);
-	ck_assert_int_eq(bind(srv->listen_fd, (struct sockaddr *)&sin,
-	    sizeof(sin)), 0);
-	ck_assert_int_eq(listen(srv->listen_fd, 8), 0);
-	ck_assert_int_eq(getsockname(srv->listen_fd,
-	    (struct sockaddr *)&sin, &len), 0);
-	srv->port = ntohs(sin.sin_port);
+	srv->listen_fd = test_listen_loopback(&srv->port);
 	srv->how = how;
 	g_mutex_init(&srv->lock);
 	srv->thread = g_thread_new("hostile-smtp", srv_run, srv);

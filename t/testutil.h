@@ -15,6 +15,9 @@ char *test_read(const char *relative, size_t *len_r);
 /* A fresh temporary directory, removed by test_tmpdir_remove(). */
 char *test_tmpdir(void);
 void test_tmpdir_remove(char *dir);
+/* A TCP socket listening on 127.0.0.1 at a free port, put in PORT_R;
+ * fails the test if it cannot be made. */
+int test_listen_loopback(int *port_r);
 /* Run SUITE and return the process exit status for automake. */
 int test_run_suite(Suite *suite);
 
