@@ -973,6 +973,11 @@ session_smtp(struct send_session *session, const char *sender,
 	    (gint64)session->target->timeout * G_USEC_PER_SEC;
 	rc = session_smtp_try(session, sender, recipient, message, &retry,
 	    error);
+	/* A server that let the time run out was not idle-closed: no
+	 * second try, and none could be made in no time. */
+	if (rc < 0 && retry && ms_left(session->smtp.deadline) == 0)
+		return smtp_fail(&session->smtp, error, "MAIL FROM: no reply "
+		    "within the time limit");
 	if (rc < 0 && retry)
 		rc = session_smtp_try(session, sender, recipient, message,
 		    &retry, error);
